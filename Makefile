@@ -1,0 +1,51 @@
+# Dockyard's two set-up commands: `make demo` and `make test` (as root).
+# Everything the project needs is installed from here: Debian packages with
+# apt-get, Python packages with pip from pyproject.toml into .venv.
+
+PYTHON    ?= python3
+VENV      := .venv
+PY        := $(VENV)/bin/python
+BIN       ?= /usr/local/bin
+SCRIPTS   := dockyard-runtime
+
+# Debian packages: what the engine needs at run time, and the peers the tests
+# compare against (runc, podman, dockerd, skopeo, umoci, a registry).
+RUN_DEBS  := busybox-static libseccomp2 iproute2 python3-venv
+TEST_DEBS := runc podman docker.io skopeo umoci docker-registry curl
+
+.PHONY: demo test install deps test-deps lint bench clean
+
+demo: install
+	./demo/demo.sh
+
+test: install test-deps
+	$(PY) -m pip install -q -e '.[test]'
+	$(VENV)/bin/ruff check dockyard tests bench
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -p no:cacheprovider tests
+
+install: deps $(VENV)/.installed
+	@for s in $(SCRIPTS); do ln -sf "$(CURDIR)/$(VENV)/bin/$$s" "$(BIN)/$$s"; done
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+deps:
+	@./.ci/apt-need $(RUN_DEBS)
+
+test-deps:
+	@./.ci/apt-need $(TEST_DEBS)
+
+lint:
+	$(VENV)/bin/ruff check dockyard tests bench
+	$(VENV)/bin/lint-imports
+
+bench: install test-deps
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

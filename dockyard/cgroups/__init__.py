@@ -1,0 +1,45 @@
+"""Control groups: one `Manager` protocol over the v1 and v2 hierarchies.
+
+Vocabulary:
+  cgroup path – the group's path relative to a hierarchy's root, absolute in form,
+                as OCI's `linux.cgroupsPath` gives it (`/docker/<id>`, `/libpod_parent/libpod-<id>`).
+  resources   – an OCI runtime-spec `LinuxResources` object, as parsed JSON (camelCase keys:
+                `memory.limit`, `cpu.shares`, `pids.limit`, `devices`, `blockIO.weight`…).
+  v1          – one hierarchy per controller under /sys/fs/cgroup/<controller>.
+  v2          – one unified hierarchy (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host).
+
+`open_manager(path)` picks the implementation for this host: v1 wherever v1
+controllers are mounted (hybrid hosts included, as runc does), v2 on a pure
+v2 host.  Tests can pass `root=` to point a manager at another mount.
+"""
+
+from __future__ import annotations
+
+import os
+
+V1_ROOT = "/sys/fs/cgroup"
+
+
+def mode(root: str = V1_ROOT) -> str:
+    """'v2' when `root` is a pure cgroup2 mount, 'v1' otherwise (hybrid counts as v1)."""
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return "v2"
+    return "v1"
+
+
+def open_manager(path: str, *, root: str = V1_ROOT, systemd: bool = False):
+    """The cgroup manager for `path` on this host (see the module docstring).
+
+    `systemd=True` is refused with runc's message where systemd is not running.
+    """
+    from ..errors import NotSupported
+
+    if systemd and not os.path.isdir("/run/systemd/system"):
+        raise NotSupported("systemd not running on this host, cannot use systemd cgroups manager")
+    if mode(root) == "v2":
+        from .v2 import V2Manager
+
+        return V2Manager(path, root=root)
+    from .v1 import V1Manager
+
+    return V1Manager(path, root=root)
