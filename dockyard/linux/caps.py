@@ -89,8 +89,21 @@ def drop_bounding(keep: int) -> None:
                     raise
 
 
-def set_ambient(caps: int) -> None:
+def set_ambient(caps: int) -> list[int]:
+    """Raise the ambient capabilities in `caps`; returns those the kernel refused.
+
+    A capability can only be ambient while it is both permitted and
+    inheritable: specs that list it as ambient only (runc's default) get it
+    refused with EPERM, which runc ignores too.
+    """
     prctl(Prctl.CAP_AMBIENT, CapAmbient.CLEAR_ALL)
+    refused = []
     for cap in range(last_cap() + 1):
         if caps & (1 << cap):
-            prctl(Prctl.CAP_AMBIENT, CapAmbient.RAISE, cap)
+            try:
+                prctl(Prctl.CAP_AMBIENT, CapAmbient.RAISE, cap)
+            except SyscallError as err:
+                if err.errno != errno.EPERM:
+                    raise
+                refused.append(cap)
+    return refused

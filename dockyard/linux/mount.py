@@ -94,3 +94,29 @@ def mounts_under(prefix: str) -> list[str]:
             if point == prefix or point.startswith(prefix + "/"):
                 found.append(point)
     return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+
+
+class _MountAttr:
+    """struct mount_attr for mount_setattr(2) (built lazily: ctypes structs cost import time)."""
+
+    RDONLY, NOSUID, NODEV, NOEXEC = 0x1, 0x2, 0x4, 0x8
+    ATIME_MASK, NOATIME, STRICTATIME, NODIRATIME = 0x70, 0x10, 0x20, 0x80
+    NOSYMFOLLOW = 0x200000
+
+
+MOUNT_ATTR = _MountAttr
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+
+
+def setattr_recursive(target: str, attr_set: int, attr_clr: int = 0) -> None:
+    """Apply per-mount attributes to `target` and every mount below it (`rro`, `rnosuid`…)."""
+
+    class mount_attr(ctypes.Structure):
+        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+    attr = mount_attr(attr_set, attr_clr, 0, 0)
+    raw("mount_setattr", ctypes.c_int(AT_FDCWD), ctypes.c_char_p(cstr(target)), ctypes.c_uint(AT_RECURSIVE),
+        ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+        shown=(target, hex(attr_set), hex(attr_clr)), flags="AT_RECURSIVE")

@@ -1,0 +1,173 @@
+"""What the container's init and every exec'd process share: becoming the spec's `process`.
+
+`finalize()` runs in the child, inside the container's namespaces and root,
+in runc's order: rlimits and oom score while still privileged, seccomp early
+when it needs CAP_SYS_ADMIN, the bounding set, the user switch with
+keep-caps, the working directory, the capability sets, no_new_privs.  After
+it, only `execute()` is left: it resolves the program (an error here is a
+create- or exec-time error, as with runc) and execs it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+
+from ..linux import caps as lcaps
+from ..linux import proc as lproc
+from .spec import RLIMITS
+
+
+class ExecError(Exception):
+    """The program cannot be started (runc's `exec: "x": …` messages)."""
+
+
+def lookup(program: str, env: list[str]) -> str:
+    """Find `program` as Go's exec.LookPath does, with its error texts."""
+    if "/" in program:
+        try:
+            st = os.stat(program)
+        except FileNotFoundError:
+            raise ExecError(f'exec: "{program}": stat {program}: no such file or directory') from None
+        except PermissionError:
+            raise ExecError(f'exec: "{program}": stat {program}: permission denied') from None
+        if not _executable(st):
+            raise ExecError(f'exec: "{program}": permission denied')
+        return program
+    path = ""
+    for entry in env:
+        if entry.startswith("PATH="):
+            path = entry[5:]
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", program)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if _executable(st):
+            return candidate
+    raise ExecError(f'exec: "{program}": executable file not found in $PATH')
+
+
+def _executable(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+
+def set_rlimits(process: dict) -> None:
+    for r in process.get("rlimits") or []:
+        resource.setrlimit(RLIMITS[r["type"]], (_rlim(r["soft"]), _rlim(r["hard"])))
+
+
+def _rlim(value: int) -> int:
+    return -1 if value < 0 or value >= 2**64 - 1 else value
+
+
+def set_oom_score_adj(process: dict) -> None:
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+
+
+def home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5]
+    except OSError:
+        pass
+    return "/"
+
+
+def environment(process: dict) -> list[str]:
+    env = list(process.get("env") or [])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + home_of((process.get("user") or {}).get("uid", 0)))
+    return env
+
+
+def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: tuple = ()) -> None:
+    """Turn this (root, fully privileged) process into the spec's process, short of execve."""
+    user = process.get("user") or {}
+    capabilities = process.get("capabilities")
+    nnp = bool(process.get("noNewPrivileges"))
+
+    set_rlimits(process)
+    set_oom_score_adj(process)
+    if nnp:
+        lproc.set_no_new_privs()
+    if seccomp is not None and not nnp:
+        load_seccomp(seccomp)
+
+    # Nothing the runtime holds may reach the program: fds 3.. are close-on-exec,
+    # except the ones the caller asked to pass (--preserve-fds).
+    lproc.cloexec_from(3 + preserve_fds)
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+
+    cwd = process.get("cwd") or "/"
+    chdir_done = _try_chdir(cwd)
+    if capabilities is not None:
+        lcaps.drop_bounding(lcaps.mask(capabilities.get("bounding") or []))
+        lproc.set_keepcaps(True)
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    os.setgroups(user.get("additionalGids") or [])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if not chdir_done:
+        os.chdir(cwd)
+    if capabilities is not None:
+        lproc.set_keepcaps(False)
+        lcaps.capset(lcaps.mask(capabilities.get("effective") or []),
+                     lcaps.mask(capabilities.get("permitted") or []),
+                     lcaps.mask(capabilities.get("inheritable") or []))
+        ambient = capabilities.get("ambient") or []
+        if ambient:
+            lcaps.set_ambient(lcaps.mask(ambient))
+    os.umask(user["umask"] if "umask" in user else 0o022)
+    if seccomp is not None and nnp:
+        load_seccomp(seccomp)
+
+
+def _try_chdir(cwd: str) -> bool:
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        return False  # e.g. a directory only the target user may enter: retry after setuid
+
+
+def preload(spec: dict, process: dict) -> None:
+    """Import now what the child needs after pivot_root, when the host's files are out of reach."""
+    if (spec.get("linux") or {}).get("seccomp") is not None:
+        import pyseccomp  # noqa: F401
+
+        from . import seccomp  # noqa: F401
+    if (spec.get("hooks") or {}).get("startContainer"):
+        import subprocess  # noqa: F401
+
+
+def load_seccomp(config: dict) -> None:
+    from .seccomp import build
+
+    build(config).load()
+
+
+def reset_signals() -> None:
+    """Give the program default signal dispositions and an empty mask.
+
+    Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored
+    dispositions survive execve, so they must not reach the container.
+    """
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP,
+                signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def execute(path: str, args: list[str], env: list[str]) -> None:
+    reset_signals()
+    os.execve(path, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))

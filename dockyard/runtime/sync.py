@@ -1,0 +1,100 @@
+"""The parent/child sync protocol used by `create`, `run` and `exec`.
+
+Processes (for `create`; `exec` is the same without hooks and mounts):
+
+    runtime (P)                 bridge (C1)                     init (C2)
+    -----------                 -----------                     ---------
+    fork C1 ----------------->  wait "go"
+    put C1 in the cgroup
+    send "go" --------------->  setns() the namespaces given by path
+                                unshare(USER)?
+    <--------- "userns" -------  (only with a new user namespace)
+    write uid_map, gid_map
+    send "mapped" ----------->  become root in it
+                                unshare(the other new namespaces)
+                                fork C2 ----------------------> (pid 1 of a new pid namespace)
+    <--------- "pid" N -------  exit(0)
+    reap C1                                                     mounts, devices
+    <--------------------------------------------------------- "hooks"
+    prestart, createRuntime hooks
+    send "hooks-done" -------------------------------------->  createContainer hooks,
+                                                                pivot_root, masked paths …
+    <--------------------------------------------------------- "console" + pty master (SCM_RIGHTS)
+    pass it to --console-socket
+    <--------------------------------------------------------- "ready"
+    write state.json, pid file
+    exit 0                                                      open exec.fifo for writing
+                                                                (blocks until `start` reads)
+                                                                execve(process.args)
+
+Any side may instead send "error" with a message; P then tears down what
+exists (kills C2, removes the cgroup and the state directory) and reports it.
+Messages are JSON objects on a SOCK_SEQPACKET socketpair, so each send is one
+message; EOF means the peer died (or, after "ready" in `exec`, that execve
+succeeded: the socket is close-on-exec).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import socket
+
+
+class Channel:
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, kind: str, **fields) -> None:
+        fields["t"] = kind
+        self.sock.sendall(json.dumps(fields).encode())
+
+    def send_fd(self, kind: str, fd: int, **fields) -> None:
+        fields["t"] = kind
+        self.sock.sendmsg([json.dumps(fields).encode()],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+    def recv(self) -> tuple[dict | None, int]:
+        """The next message and an fd sent with it (-1 if none); (None, -1) at EOF."""
+        fds = array.array("i")
+        while True:
+            try:
+                data, ancdata, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
+                break
+            except InterruptedError:
+                continue
+        fd = -1
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+                fd = fds[0]
+        if not data:
+            return None, fd
+        return json.loads(data), fd
+
+    def expect(self, kind: str) -> dict:
+        msg, _ = self.recv()
+        if msg is None:
+            raise EOFError(f"peer closed the sync channel while waiting for {kind!r}")
+        if msg["t"] == "error":
+            raise ChildError(msg["msg"])
+        if msg["t"] != kind:
+            raise EOFError(f"sync protocol: expected {kind!r}, got {msg['t']!r}")
+        return msg
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ChildError(Exception):
+    """An error the container-side process reported over the channel."""
