@@ -11,13 +11,43 @@ Vocabulary:
 `open_manager(path)` picks the implementation for this host: v1 wherever v1
 controllers are mounted (hybrid hosts included, as runc does), v2 on a pure
 v2 host.  Tests can pass `root=` to point a manager at another mount.
+
+Both `V1Manager` and `V2Manager` implement `Manager` (protocol.py: create,
+add, apply, update, freeze, thaw, state, pids, kill_all, stats, exists,
+destroy, procs_paths, path).  Modules:
+  v1, v2        – the managers
+  resources     – pure checks and conversions of OCI resources, the device-rule model
+  devicefilter  – v2 device rules as an eBPF program (loaded through linux.bpf)
+  stats         – parsers for statistics files, Docker's stats shapes
+  files         – control-file reads and writes with errors naming file and value
 """
 
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 
 V1_ROOT = "/sys/fs/cgroup"
+
+
+class FreezerState(StrEnum):
+    """What `Manager.state()` returns; FROZEN is what a runtime reports as "paused"."""
+
+    FROZEN = "frozen"
+    THAWED = "thawed"
+
+
+FROZEN = FreezerState.FROZEN
+THAWED = FreezerState.THAWED
+
+
+def __getattr__(name: str):
+    # The protocol needs `typing`; load it only for whoever asks (start-up time).
+    if name == "Manager":
+        from .protocol import Manager
+
+        return Manager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def mode(root: str = V1_ROOT) -> str:
