@@ -23,6 +23,9 @@ class Manager(Protocol):
     def update(self, resources: dict[str, Any] | None) -> None:
         """Live changes; same rules as `apply`."""
 
+    def can_freeze(self) -> bool:
+        """Whether this host can pause the group (a v1 freezer hierarchy, or v2's cgroup.freeze)."""
+
     def freeze(self) -> None:
         """Freeze every process of the group, returning once the kernel says frozen."""
 
@@ -46,6 +49,9 @@ class Manager(Protocol):
 
     def destroy(self) -> None:
         """Remove the group and its sub-groups; gone already is fine.  Conflict if processes stay."""
+
+    def controller_path(self, controller: str) -> str | None:
+        """The group's directory holding `controller`'s files (None on v1 when it is not mounted)."""
 
     def procs_paths(self) -> list[str]:
         """Every cgroup.procs file of the group: a pid written to each of them is in the group."""

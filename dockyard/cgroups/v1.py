@@ -343,11 +343,13 @@ class V1Manager(GroupManager):
         return FROZEN if value in ("FROZEN", "FREEZING") else THAWED
 
     def _freezer(self) -> str:
-        if not self.can_freeze():
-            raise NotSupported("the freezer cgroup is not mounted on this host: cannot pause")
         d = self.controller_path("freezer")
+        if d is None:
+            raise NotSupported("the freezer cgroup is not mounted on this host: cannot pause")
         if not os.path.isdir(d):
             raise NotFound(f"cgroup {self.path} does not exist ({d})")
+        if not files.has(d, "freezer.state"):
+            raise NotSupported(f"{d} has no freezer.state: cannot pause")
         return d
 
     # --- processes and statistics ---

@@ -41,6 +41,10 @@ class V2Manager(GroupManager):
         self.root = root
         self.dir = os.path.join(root, self.path.lstrip("/"))
 
+    def controller_path(self, controller: str) -> str:
+        """The group's directory: every controller's files are in the one directory on v2."""
+        return self.dir
+
     def procs_paths(self) -> list[str]:
         return [os.path.join(self.dir, "cgroup.procs")]
 

@@ -127,6 +127,22 @@ def test_check_names_the_bad_field(bad, words):
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize("text, ok", [
+    ("2MB", True), ("1GB", True), ("64KB", True), ("16384KB", True), ("2M", False), ("0MB", False),
+    ("MB", False), ("2mb", False), ("2 MB", False), ("２MB", False), ("", False),
+])
+def test_is_page_size(text, ok):
+    assert resources.is_page_size(text) is ok
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("0", True), ("0-3", True), ("0-1,3", True), (" 0 , 2-3 ", True), ("0-", False), ("-1", False),
+    ("0-1-2", False), ("a", False), ("0,,1", False), ("", False),
+])
+def test_is_cpu_list(text, ok):
+    assert resources.is_cpu_list(text) is ok
+
+
 # --- devices ---
 
 def rules(*entries):
