@@ -309,24 +309,31 @@ def test_v1_devices_are_enforced_and_updated_in_place(v1, spawn, tmp_path):
     assert got["/dev/zero"] == "ok" and got["mknod zero"] == errno.EPERM
 
 
-@needs_v1
-def test_v1_freeze_and_thaw_a_real_process(v1, spawn):
+def freeze_and_thaw_busy_process(manager, spawn, frozen_letter: str, kernel_frozen) -> None:
+    """Freeze a busy loop: the kernel must say frozen, the task show `frozen_letter` and get no CPU time."""
     proc = busy_loop(spawn)
-    v1.add(proc.pid)
+    manager.add(proc.pid)
     release(proc)
     time.sleep(0.1)
-    v1.freeze()
-    assert v1.state() == FROZEN
-    assert kernel(v1, "freezer", "freezer.state") == "FROZEN"
+    manager.freeze()
+    assert manager.state() == FROZEN
+    assert kernel_frozen()
     state, ticks = proc_state(proc.pid)
-    assert state == "D"  # the v1 freezer parks tasks in uninterruptible sleep
+    assert state == frozen_letter
     time.sleep(0.3)
     assert proc_state(proc.pid)[1] == ticks  # no CPU time while frozen
-    v1.thaw()
-    assert v1.state() == THAWED
+    manager.thaw()
+    assert manager.state() == THAWED
+    assert not kernel_frozen()
     time.sleep(0.3)
     state, later = proc_state(proc.pid)
     assert state == "R" and later > ticks
+
+
+@needs_v1
+def test_v1_freeze_and_thaw_a_real_process(v1, spawn):
+    # the v1 freezer parks tasks in uninterruptible sleep
+    freeze_and_thaw_busy_process(v1, spawn, "D", lambda: kernel(v1, "freezer", "freezer.state") == "FROZEN")
 
 
 @needs_v1
@@ -398,20 +405,8 @@ def test_v2_create_add_pids(v2, spawn):
 
 @needs_v2
 def test_v2_freeze_and_thaw_a_real_process(v2, spawn):
-    proc = busy_loop(spawn)
-    v2.add(proc.pid)
-    release(proc)
-    time.sleep(0.1)
-    v2.freeze()
-    assert v2.state() == FROZEN
-    assert "frozen 1" in files.read(v2.dir, "cgroup.events")
-    _, ticks = proc_state(proc.pid)
-    time.sleep(0.3)
-    assert proc_state(proc.pid) == ("S", ticks)
-    v2.thaw()
-    assert v2.state() == THAWED
-    time.sleep(0.3)
-    assert proc_state(proc.pid)[1] > ticks
+    # the v2 freezer traps tasks in an interruptible sleep
+    freeze_and_thaw_busy_process(v2, spawn, "S", lambda: "frozen 1" in files.read(v2.dir, "cgroup.events"))
     assert v2.stats()["cpu_stats"]["cpu_usage"]["total_usage"] > 100_000_000
 
 
