@@ -1,0 +1,116 @@
+"""`dockyardd`: the engine daemon's command line, in dockerd's style.
+
+    dockyardd [-H unix:///run/dockyard.sock] [--data-root DIR] [--exec-root DIR]
+              [-p/--pidfile FILE] [-G/--group GROUP] [-D/--debug]
+
+Start-up order matters: the pid file lock decides which of two daemons
+started at once wins; only the winner touches the socket (replacing a stale
+one left by a crash). SIGTERM and SIGINT stop the daemon cleanly: listeners
+closed, streams cut, socket and pid file removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from dockyard.daemon import config as defaults
+from dockyard.daemon.config import DaemonConfig
+from dockyard.errors import EngineError, InvalidArgument
+
+log = logging.getLogger("dockyard.daemon")
+
+
+def socket_path_from_host(host: str) -> str:
+    """`unix:///run/x.sock` (or a bare path) -> `/run/x.sock`; TCP is refused."""
+    if host.startswith("unix://"):
+        path = host[len("unix://"):]
+    elif host.startswith("/"):
+        path = host
+    elif host.startswith(("tcp://", "http://", "https://")) or ":" in host:
+        raise InvalidArgument(
+            f"refusing to listen on {host}: the API gives root on this machine to whoever reaches it, "
+            "and serving it over TCP without TLS would hand that to the network",
+            hint="use a unix socket: -H unix:///run/dockyard.sock",
+        )
+    else:
+        raise InvalidArgument(f"invalid host {host!r}: expected unix://PATH")
+    if not path.startswith("/"):
+        raise InvalidArgument(f"invalid host {host!r}: the socket path must be absolute")
+    return path
+
+
+def parse_args(argv: list[str]) -> DaemonConfig:
+    from dockyard.api.versions import ENGINE_VERSION
+
+    parser = argparse.ArgumentParser(
+        prog="dockyardd", description="A container engine serving the Docker Engine API on a unix socket."
+    )
+    parser.add_argument("-H", "--host", action="append", default=None,
+                        help=f"daemon socket to listen on (default {defaults.DEFAULT_HOST})")
+    parser.add_argument("--data-root", default=defaults.DEFAULT_DATA_ROOT,
+                        help="root directory of persistent engine state (default %(default)s)")
+    parser.add_argument("--exec-root", default=defaults.DEFAULT_EXEC_ROOT,
+                        help="root directory for execution state files (default %(default)s)")
+    parser.add_argument("-p", "--pidfile", default=defaults.DEFAULT_PIDFILE,
+                        help="path to use for the daemon PID file (default %(default)s)")
+    parser.add_argument("-G", "--group", default="dockyard",
+                        help="group for the unix socket, if it exists; root otherwise (default %(default)s)")
+    parser.add_argument("-D", "--debug", action="store_true", help="enable debug mode")
+    parser.add_argument("-v", "--version", action="version", version=f"dockyardd version {ENGINE_VERSION}")
+    ns = parser.parse_args(argv)
+    hosts = ns.host or [defaults.DEFAULT_HOST]
+    if len(hosts) > 1:
+        raise InvalidArgument("only one -H/--host is supported")
+    return DaemonConfig(
+        socket_path=socket_path_from_host(hosts[0]),
+        data_root=ns.data_root,
+        exec_root=ns.exec_root,
+        pidfile=ns.pidfile,
+        debug=ns.debug,
+        socket_group=ns.group,
+    )
+
+
+async def _run(config: DaemonConfig) -> None:
+    from dockyard.daemon.daemon import serve
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(config, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        config = parse_args(argv)
+    except EngineError as exc:
+        print(f"dockyardd: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from dockyard.daemon.pidfile import PidFile
+
+    try:
+        with PidFile(config.pidfile):
+            asyncio.run(_run(config))
+    except EngineError as exc:
+        log.error("%s", exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return 1
+    except PermissionError as exc:
+        log.error("%s (dockyardd must run as root)", exc)
+        return 1
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
