@@ -25,6 +25,9 @@ test: install test-deps
 	$(PY) -m pytest -p no:cacheprovider tests
 
 install: deps $(VENV)/.installed
+	@# Bytecode ahead of time: every command pays its imports, and with
+	@# PYTHONDONTWRITEBYTECODE set nothing would ever be cached.
+	@$(PY) -m compileall -q dockyard >/dev/null
 	@for s in $(SCRIPTS); do ln -sf "$(CURDIR)/$(VENV)/bin/$$s" "$(BIN)/$$s"; done
 
 $(VENV)/.installed: pyproject.toml

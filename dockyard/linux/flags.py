@@ -1,11 +1,16 @@
-"""Kernel flags as IntFlag, so errors and logs print their names."""
+"""Kernel flags, grouped by the call they belong to, with their names for error messages.
+
+These are plain int constants in namespace classes rather than `enum.IntFlag`:
+importing `enum` costs several milliseconds, and every `dockyard-runtime`
+call pays its imports (runc is the yardstick).  `names()` gives errors the
+same readable `CLONE_NEWNS|CLONE_NEWPID` an IntFlag would.
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
 
-
-class CloneFlag(IntFlag):
+class CloneFlag:
+    PREFIX = "CLONE_"
     NEWNS = 0x00020000
     NEWCGROUP = 0x02000000
     NEWUTS = 0x04000000
@@ -16,7 +21,8 @@ class CloneFlag(IntFlag):
     NEWTIME = 0x00000080
 
 
-class MountFlag(IntFlag):
+class MountFlag:
+    PREFIX = "MS_"
     RDONLY = 1
     NOSUID = 2
     NODEV = 4
@@ -47,14 +53,18 @@ class MountFlag(IntFlag):
 PROPAGATION = MountFlag.UNBINDABLE | MountFlag.PRIVATE | MountFlag.SLAVE | MountFlag.SHARED
 
 
-class UmountFlag(IntFlag):
+class UmountFlag:
+    PREFIX = "MNT_"
     FORCE = 1
     DETACH = 2
     EXPIRE = 4
     NOFOLLOW = 8
 
 
-class Prctl(IntEnum):
+class Prctl:
+    """prctl(2) options (values, not bits)."""
+
+    PREFIX = "PR_"
     SET_PDEATHSIG = 1
     SET_DUMPABLE = 4
     SET_KEEPCAPS = 8
@@ -68,20 +78,35 @@ class Prctl(IntEnum):
     CAP_AMBIENT = 47
 
 
-class CapAmbient(IntEnum):
+class CapAmbient:
+    PREFIX = "PR_CAP_AMBIENT_"
     IS_SET = 1
     RAISE = 2
     LOWER = 3
     CLEAR_ALL = 4
 
 
-def names(flags: IntFlag) -> str:
-    """`CLONE_NEWNS|CLONE_NEWPID`-style text for an error message."""
-    prefix = {"CloneFlag": "CLONE_", "MountFlag": "MS_", "UmountFlag": "MNT_"}.get(type(flags).__name__, "")
-    if not flags:
+def _members(kind: type) -> list[tuple[str, int]]:
+    return [(k, v) for k, v in vars(kind).items() if k.isupper() and k != "PREFIX" and isinstance(v, int)]
+
+
+def names(kind: type, value: int) -> str:
+    """`CLONE_NEWNS|CLONE_NEWPID`-style text for a set of bit flags (`0` for none)."""
+    if not value:
         return "0"
-    parts = [prefix + member.name for member in type(flags) if member in flags and member.value]
-    rest = int(flags) & ~sum(int(m) for m in type(flags) if m in flags)
+    parts, rest = [], value
+    for name, bit in sorted(_members(kind), key=lambda m: -m[1]):
+        if bit and value & bit == bit and rest & bit:
+            parts.append(kind.PREFIX + name)
+            rest &= ~bit
     if rest:
         parts.append(hex(rest))
-    return "|".join(parts)
+    return "|".join(reversed(parts))
+
+
+def name(kind: type, value: int) -> str:
+    """The name of one option value (`PR_SET_KEEPCAPS`), or the number itself."""
+    for key, v in _members(kind):
+        if v == value:
+            return kind.PREFIX + key
+    return str(value)

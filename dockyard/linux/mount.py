@@ -12,14 +12,14 @@ libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes
 libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 
 
-def mount(source: str | None, target: str, fstype: str | None = None, flags: MountFlag | int = 0,
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
           data: str | None = None) -> None:
     call("mount", libc.mount, cstr(source), cstr(target), cstr(fstype), int(flags), cstr(data),
-         shown=(source, target, fstype, data), flags=names(MountFlag(flags)))
+         shown=(source, target, fstype, data), flags=names(MountFlag, flags))
 
 
-def umount(target: str, flags: UmountFlag | int = 0) -> None:
-    call("umount2", libc.umount2, cstr(target), int(flags), shown=(target,), flags=names(UmountFlag(flags)))
+def umount(target: str, flags: int = 0) -> None:
+    call("umount2", libc.umount2, cstr(target), int(flags), shown=(target,), flags=names(UmountFlag, flags))
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -32,7 +32,7 @@ def bind(source: str, target: str, recursive: bool = False) -> None:
     mount(source, target, None, flags)
 
 
-def remount(target: str, flags: MountFlag | int, bind_mount: bool = True) -> None:
+def remount(target: str, flags: int, bind_mount: bool = True) -> None:
     """Change the per-mount flags of what is mounted at `target`.
 
     Locked flags (set by a more privileged mount namespace, e.g. nodev on a
@@ -55,7 +55,7 @@ _OPT_FLAGS = {
 }
 
 
-def current_flags(target: str) -> MountFlag:
+def current_flags(target: str) -> int:
     """The per-mount flags of the mount at `target`, read from /proc/self/mountinfo."""
     best = None
     with open("/proc/self/mountinfo", "rb") as f:
@@ -63,7 +63,7 @@ def current_flags(target: str) -> MountFlag:
             fields = line.split(b" ")
             if unescape(fields[4].decode()) == target:
                 best = fields[5].decode()
-    flags = MountFlag(0)
+    flags = 0
     for opt in (best or "").split(","):
         flags |= _OPT_FLAGS.get(opt, 0)
     return flags

@@ -30,16 +30,16 @@ KIND_PROC = {
 }
 
 
-def unshare(flags: CloneFlag) -> None:
-    call("unshare", libc.unshare, int(flags), shown=(), flags=names(CloneFlag(flags)))
+def unshare(flags: int) -> None:
+    call("unshare", libc.unshare, flags, shown=(), flags=names(CloneFlag, flags))
 
 
-def setns(fd: int, kind: CloneFlag | int = 0, path: str = "") -> None:
+def setns(fd: int, kind: int = 0, path: str = "") -> None:
     """Join the namespace open at `fd`; `path` only names it in errors."""
-    call("setns", libc.setns, fd, int(kind), shown=(path or fd,), flags=names(CloneFlag(kind)))
+    call("setns", libc.setns, fd, kind, shown=(path or fd,), flags=names(CloneFlag, kind))
 
 
-def join(path: str, kind: CloneFlag | int = 0) -> None:
+def join(path: str, kind: int = 0) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         setns(fd, kind, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from .flags import Prctl
+from .flags import Prctl, name
 from .syscall import call, cstr, libc, raw
 
 libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
@@ -15,9 +15,8 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
-def prctl(option: Prctl | int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    name = option.name if isinstance(option, Prctl) else str(option)
-    return call("prctl", libc.prctl, int(option), arg2, arg3, arg4, arg5, shown=(f"PR_{name}", arg2, arg3))
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return call("prctl", libc.prctl, option, arg2, arg3, arg4, arg5, shown=(name(Prctl, option), arg2, arg3))
 
 
 def set_child_subreaper() -> None:

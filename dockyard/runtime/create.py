@@ -74,8 +74,47 @@ def default_cgroup_path(cid: str) -> str:
     return "/" + cid
 
 
+def prime_cgroup_migration() -> int:
+    """Start the kernel's cgroup-migration fast path now; returns a pid to reap later.
+
+    The first process moved into a cgroup after a quiet spell waits for an
+    RCU grace period (5-20 ms here: the kernel switches a global rwsem to its
+    writer-friendly mode).  A throwaway child that rewrites its own
+    cgroup.procs entry (a no-op move) pays that wait while we parse the spec
+    and fork; the container's real move a few milliseconds later is then fast.
+    """
+    try:
+        with open("/proc/self/cgroup", "rb") as f:
+            first = f.readline().decode().rstrip("\n").split(":", 2)
+    except OSError:
+        return 0
+    if len(first) != 3:
+        return 0
+    controllers = first[1].split(",")[0].removeprefix("name=")
+    procs = f"/sys/fs/cgroup/{controllers}{first[2]}/cgroup.procs" if controllers else \
+        f"/sys/fs/cgroup{first[2]}/cgroup.procs"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")  # "0" means the writing process itself
+        except OSError:
+            pass
+        os._exit(0)
+    return pid
+
+
 def launch(cid: str, opts: Options, *, use_fifo: bool) -> Launched:
     """Set a container up and leave its init waiting to be started (see `sync`)."""
+    primer = prime_cgroup_migration()
+    try:
+        return _launch(cid, opts, use_fifo)
+    finally:
+        if primer:
+            _reap(primer)
+
+
+def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
     bundle = resolve_bundle(opts.bundle)
     spec = specmod.load(bundle)
     proc_spec = spec.get("process")
@@ -124,9 +163,12 @@ def launch(cid: str, opts: Options, *, use_fifo: bool) -> Launched:
             fifo=container.fifo if use_fifo else None, no_pivot=bool(opts.no_pivot),
             no_new_keyring=bool(opts.no_new_keyring), preserve_fds=_preserved(opts.preserve_fds),
             console=bool(terminal), state_for_hooks=container.oci_state("creating"),
+            cgroup_dirs=cgroup_dirs(cgroup),
         )
         process.preload(spec, proc_spec)
-        channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts)
+        # A new cgroup namespace is rooted at its creator's cgroup: join early then.
+        channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,
+                                   early_cgroup="cgroup" in namespaces)
         container.record["pid"] = init_pid
         while True:
             msg, fd = channel.recv()
@@ -170,8 +212,29 @@ def _preserved(extra) -> int:
     return count
 
 
-def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts) -> tuple[Channel, int]:
-    """Fork the bridge, walk it through the namespaces, and return the init's host pid."""
+def cgroup_dirs(cgroup) -> dict:
+    """{hierarchy name under /sys/fs/cgroup: the container's directory in it} ("" on a pure v2 host)."""
+    out = {}
+    for procs in cgroup.procs_paths():
+        directory = os.path.dirname(procs)
+        rel = os.path.relpath(directory, cgroup.root)
+        name = rel.split("/", 1)[0] if cgroup.__class__.__name__ == "V1Manager" else ""
+        out[name] = directory
+    return out
+
+
+def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, early_cgroup: bool = True
+           ) -> tuple[Channel, int]:
+    """Fork the bridge, walk it through the namespaces, and return the target's host pid.
+
+    With `early_cgroup` the bridge joins the cgroup before anything is forked
+    from it (a new cgroup namespace is rooted where its creator is).
+    Otherwise the target is moved in once its pid is known, while it works
+    on its mounts: the first cgroup migration waits for an RCU grace period
+    (about 10 ms here), and that wait then overlaps useful work.  The target
+    must not exec before the runtime's next message (it waits for
+    "hooks-done").
+    """
     parent, child = Channel.pair()
     bridge = os.fork()
     if bridge == 0:
@@ -179,7 +242,7 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts) -> tuple[Cha
         _bridge(child, spec, namespaces, cfg, target)  # never returns
     child.close()
     try:
-        if cgroup is not None:
+        if cgroup is not None and early_cgroup:
             cgroup.add(bridge)
         parent.send("go")
         while True:
@@ -191,6 +254,8 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts) -> tuple[Cha
                 parent.send("mapped")
             elif msg["t"] == "pid":
                 init_pid = msg["pid"]
+                if cgroup is not None and not early_cgroup:
+                    cgroup.add(init_pid)
                 break
             elif msg["t"] == "error":
                 raise ChildError(msg["msg"])
@@ -236,7 +301,7 @@ def _bridge(ch: Channel, spec: dict, namespaces: dict, cfg, target) -> None:
             if kind != "user":
                 flags |= lns.KIND_FLAG[kind]
         if flags:
-            lns.unshare(lns.CloneFlag(flags))
+            lns.unshare(flags)
         offsets = (spec.get("linux") or {}).get("timeOffsets")
         if "time" in new and offsets:
             with open("/proc/self/timens_offsets", "w") as f:
@@ -295,7 +360,7 @@ def _teardown(container: Container, cgroup, init_pid: int) -> None:
 
 
 def _dumps(obj) -> bytes:
-    import json
+    from .. import jsonio
 
-    return json.dumps(obj).encode()
+    return jsonio.dumps(obj).encode()
 

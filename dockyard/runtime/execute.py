@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 
+from .. import jsonio
 from ..errors import EngineError, InvalidArgument
 from ..linux import ns as lns
 from ..linux import proc as lproc
@@ -29,7 +29,7 @@ def build_process(config: dict, opts: ExecOptions) -> dict:
     if opts.process:
         try:
             with open(opts.process, "rb") as f:
-                proc = json.loads(f.read())
+                proc = jsonio.loads(f.read())
         except OSError as err:
             raise InvalidArgument(f"open {opts.process}: {err.strerror}") from None
         except ValueError as err:

@@ -12,8 +12,7 @@ A failing hook stops the ones after it.
 
 from __future__ import annotations
 
-import json
-
+from .. import jsonio
 from ..errors import EngineError
 
 
@@ -27,7 +26,7 @@ def run(kind: str, hooks: list[dict], state: dict) -> None:
         return
     import subprocess
 
-    payload = json.dumps(state).encode()
+    payload = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         args = hook.get("args") or [hook["path"]]
         try:

@@ -22,7 +22,7 @@ class InitConfig:
     """What the runtime hands its init across fork (plain attributes, no copying)."""
 
     __slots__ = ("spec", "process", "rootfs", "channel", "namespaces", "fifo", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "console", "wait_start", "state_for_hooks")
+                 "preserve_fds", "console", "state_for_hooks", "cgroup_dirs")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -73,7 +73,8 @@ def container_init(cfg: InitConfig) -> None:
         linux = spec.get("linux") or {}
         fifo_fds = _open_fifo(cfg.fifo) if cfg.fifo else None
         if "mount" in ns:
-            rootfs.prepare(spec, cfg.rootfs, mount_ns=True, cgroupns="cgroup" in ns, userns="user" in ns)
+            rootfs.prepare(spec, cfg.rootfs, cgroupns="cgroup" in ns, userns="user" in ns,
+                           cgroup_dirs=cfg.cgroup_dirs or {})
         if "uts" in ns:
             if spec.get("hostname"):
                 lproc.sethostname(spec["hostname"])

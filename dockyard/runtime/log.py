@@ -9,10 +9,11 @@ fixed phrases (`does not exist`, `container not running`), so messages keep them
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from .. import jsonio
 
 
 def _now() -> str:
@@ -20,7 +21,7 @@ def _now() -> str:
 
 
 def _text_record(level: str, msg: str) -> str:
-    return f"time={json.dumps(_now())} level={level} msg={json.dumps(msg)}\n"
+    return f"time={jsonio.dumps(_now())} level={level} msg={jsonio.dumps(msg)}\n"
 
 
 class Log:
@@ -33,7 +34,7 @@ class Log:
         if not self.path:
             return
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": _now()}, separators=(",", ":")) + "\n"
+            line = jsonio.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
         else:
             line = _text_record(level, msg)
         try:

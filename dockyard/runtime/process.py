@@ -10,9 +10,9 @@ create- or exec-time error, as with runc) and execs it.
 
 from __future__ import annotations
 
+import _signal
 import os
 import resource
-import signal
 import stat
 
 from ..linux import caps as lcaps
@@ -159,13 +159,20 @@ def load_seccomp(config: dict) -> None:
 def reset_signals() -> None:
     """Give the program default signal dispositions and an empty mask.
 
-    Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored
-    dispositions survive execve, so they must not reach the container.
+    Python ignores SIGPIPE and SIGXFSZ and handles SIGINT (and `run` installs
+    forwarders); ignored dispositions survive execve, so none may reach the
+    container.  `_signal` is the C module under `signal`, which would cost an
+    enum import.
     """
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP,
-                signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in range(1, _signal.NSIG):
+        if sig in (_signal.SIGKILL, _signal.SIGSTOP) or 32 <= sig < 34:
+            continue
+        try:
+            if _signal.getsignal(sig) is not _signal.SIG_DFL:
+                _signal.signal(sig, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 def execute(path: str, args: list[str], env: list[str]) -> None:

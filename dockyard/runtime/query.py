@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .. import jsonio
 from ..errors import InvalidArgument
 from .spec import HOOK_KINDS, NAMESPACE_KINDS, OCI_VERSION
 from .state import Container, list_ids
@@ -15,7 +15,7 @@ VERSION = "0.1.0"
 
 def state(root: str, cid: str) -> None:
     c = Container.load(root, cid)
-    sys.stdout.write(json.dumps(c.oci_state(), indent=2))
+    sys.stdout.write(jsonio.dumps(c.oci_state(), indent=2))
 
 
 def list_containers(root: str, fmt: str, quiet: bool) -> None:
@@ -32,7 +32,7 @@ def list_containers(root: str, fmt: str, quiet: bool) -> None:
     owner = _owner(root)
     states = [c.oci_state(owner=owner) for c in containers]
     if fmt == "json":
-        sys.stdout.write(json.dumps(states, separators=(",", ":")) + "\n")
+        sys.stdout.write(jsonio.dumps(states) + "\n")
         return
     if fmt != "table":
         raise InvalidArgument(f"invalid format option: {fmt}")
@@ -108,4 +108,4 @@ def features() -> None:
             "org.dockyard.runtime.version": VERSION,
         },
     }
-    sys.stdout.write(json.dumps(doc, indent=4) + "\n")
+    sys.stdout.write(jsonio.dumps(doc, indent=4) + "\n")

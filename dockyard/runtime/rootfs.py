@@ -67,9 +67,9 @@ class MountOptions:
     __slots__ = ("flags", "clear", "propagation", "data", "recursive_set", "recursive_clear", "tmpcopyup")
 
     def __init__(self, options: list[str]):
-        self.flags = M(0)
-        self.clear = M(0)
-        self.propagation: list[M] = []
+        self.flags = 0
+        self.clear = 0
+        self.propagation: list[int] = []
         data = []
         self.recursive_set = self.recursive_clear = 0
         self.tmpcopyup = False
@@ -144,7 +144,7 @@ def _make_mountpoint(dest: str, source_is_dir: bool) -> None:
 
 # -- prepare -------------------------------------------------------------------
 
-def prepare(spec: dict, rootfs: str, *, mount_ns: bool, cgroupns: bool, userns: bool) -> None:
+def prepare(spec: dict, rootfs: str, *, cgroupns: bool, userns: bool, cgroup_dirs: dict) -> None:
     """Everything before pivot_root (see the module docstring)."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION_OPTIONS.get(linux.get("rootfsPropagation", ""), M.SLAVE | M.REC)
@@ -155,7 +155,7 @@ def prepare(spec: dict, rootfs: str, *, mount_ns: bool, cgroupns: bool, userns: 
     mounts = spec.get("mounts") or []
     dev_bound = any(m["destination"] == "/dev" and MountOptions(m.get("options") or []).is_bind for m in mounts)
     for m in mounts:
-        mount_entry(m, rootfs, cgroupns=cgroupns)
+        mount_entry(m, rootfs, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
     if not dev_bound:
         create_devices(rootfs, linux.get("devices") or [], userns=userns)
         dev = secure_join(rootfs, "/dev")
@@ -185,7 +185,7 @@ def _make_parent_private(rootfs: str) -> None:
         lm.mount(None, best, None, M.PRIVATE)
 
 
-def mount_entry(m: dict, rootfs: str, *, cgroupns: bool) -> None:
+def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs: dict) -> None:
     opts = MountOptions(m.get("options") or [])
     kind = m.get("type") or ""
     source = m.get("source") or kind or "none"
@@ -193,7 +193,7 @@ def mount_entry(m: dict, rootfs: str, *, cgroupns: bool) -> None:
     if kind == "bind":
         opts.flags |= M.BIND
     if kind == "cgroup" or kind == "cgroup2":
-        _mount_cgroup(dest, opts, rootfs, cgroupns)
+        _mount_cgroup(dest, opts, cgroupns, cgroup_dirs)
     elif opts.is_bind:
         try:
             st = os.stat(source)
@@ -255,60 +255,28 @@ def _mount_tmpcopyup(source: str, dest: str, opts: MountOptions) -> None:
             pass
 
 
-def _cgroup_v1_mounts() -> list[tuple[str, str]]:
-    """[(host mount point, root-of-mount)] of the host's cgroup hierarchies."""
-    found = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            fields = line.decode().split(" ")
-            sep = fields.index("-")
-            if fields[sep + 1] in ("cgroup", "cgroup2"):
-                found.append((lm.unescape(fields[4]), lm.unescape(fields[3])))
-    return found
+def _mount_cgroup(dest: str, opts: MountOptions, cgroupns: bool, cgroup_dirs: dict) -> None:
+    """/sys/fs/cgroup inside the container: its own groups only, never the host's tree.
 
-
-def _own_cgroups() -> dict[str, str]:
-    """{controller list or "" for v2: path} from /proc/self/cgroup."""
-    out = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            out[controllers] = path
-    return out
-
-
-def _mount_cgroup(dest: str, opts: MountOptions, rootfs: str, cgroupns: bool) -> None:
-    """/sys/fs/cgroup inside the container: its own groups only, never the host's tree."""
+    `cgroup_dirs` maps each hierarchy's name under /sys/fs/cgroup ("" for a
+    pure v2 host) to the container's directory in it: the runtime knows them,
+    so the init need not be in its cgroup yet (the runtime moves it there
+    while these mounts are made).
+    """
     flags = (opts.flags | M.NOSUID | M.NODEV | M.NOEXEC) & ~(PROPAGATION | M.BIND | M.REC | M.REMOUNT)
     _make_mountpoint(dest, True)
-    from ..cgroups import mode
-
-    own = _own_cgroups()
-    if mode() == "v2":
+    if "" in cgroup_dirs:  # a pure v2 host
         if cgroupns:
             lm.mount("cgroup2", dest, "cgroup2", flags)
         else:
-            lm.bind("/sys/fs/cgroup" + own.get("", "/"), dest)
+            lm.bind(cgroup_dirs[""], dest)
             lm.remount(dest, flags)
         return
     lm.mount("tmpfs", dest, "tmpfs", (flags & ~M.RDONLY), "mode=755")
-    by_name = {}
-    for controllers, path in own.items():
-        names = controllers.split(",") if controllers else ["unified"]
-        for name in names:
-            by_name[name.removeprefix("name=")] = path
-    for point, mount_root in _cgroup_v1_mounts():
-        base = os.path.basename(point)
-        if not point.startswith("/sys/fs/cgroup/") or base not in by_name:
-            continue
-        rel = by_name[base]
-        # With a mount whose root is not / (a nested host), the group path is relative to it.
-        if mount_root != "/" and rel.startswith(mount_root):
-            rel = rel[len(mount_root):] or "/"
-        source = point + rel
-        target = os.path.join(dest, base)
+    for name, source in sorted(cgroup_dirs.items()):
         if not os.path.isdir(source):
             continue
+        target = os.path.join(dest, name)
         os.makedirs(target, exist_ok=True)
         lm.bind(source, target)
         lm.remount(target, flags)

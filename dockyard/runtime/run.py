@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 
 from ..linux import proc as lproc
 from . import create, hooks
@@ -11,9 +11,11 @@ from . import delete as deletemod
 from .start import start
 from .state import RUNNING
 
-# Signals `run` passes on to the container instead of acting on them itself.
-FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
-                                                     signal.SIGWINCH, signal.SIGURG)]
+# Signals `run` passes on to the container instead of acting on them itself
+# (`_signal`: the C module, without `signal`'s enum import).
+FORWARDED = [s for s in range(1, _signal.NSIG)
+             if s not in (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGWINCH, _signal.SIGURG)
+             and not 32 <= s < 34]
 
 
 def run(cid: str, opts: create.Options, detach: bool, log) -> int:
@@ -50,7 +52,7 @@ def wait_foreground(pid: int, console_fd: int = -1) -> int:
 
     for sig in FORWARDED:
         try:
-            signal.signal(sig, forward)
+            _signal.signal(sig, forward)
         except (OSError, ValueError):
             pass
     if console_fd >= 0:
@@ -86,7 +88,7 @@ def _proxy_terminal(master: int, pid: int) -> None:
     if stdin_tty:
         tty.setraw(0)
         resize()
-        signal.signal(signal.SIGWINCH, resize)
+        _signal.signal(_signal.SIGWINCH, resize)
     try:
         watch = [master, 0]
         while True:

@@ -10,9 +10,9 @@ namespace, mount or cgroup exists.
 
 from __future__ import annotations
 
-import json
 import os
 
+from .. import jsonio
 from ..errors import InvalidArgument, NotFound
 
 OCI_VERSION = "1.0.2-dev"
@@ -44,7 +44,7 @@ def load(bundle: str) -> dict:
     except IsADirectoryError:
         raise InvalidArgument(f"{path} is a directory, not a JSON specification file") from None
     try:
-        spec = json.loads(data)
+        spec = jsonio.loads(data)
     except ValueError as err:
         raise InvalidArgument(f"config.json: invalid JSON: {err}") from None
     if not isinstance(spec, dict):

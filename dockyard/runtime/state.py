@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import re
 import time
 
+from .. import jsonio
 from ..errors import Conflict, InvalidArgument, NotFound
 
 DEFAULT_ROOT = "/run/dockyard-runtime"
@@ -42,11 +41,12 @@ TRANSITIONS = {
     "update": {CREATED: None, RUNNING: None, PAUSED: None, STOPPED: "container not running"},
 }
 
-_ID = re.compile(r"^[\w+\-.]+$")
+_ID_PUNCTUATION = set("_+-.")
 
 
 def check_id(cid: str) -> None:
-    if not cid or cid in (".", "..") or not _ID.match(cid):
+    """runc's rule: letters, digits and `_+-.`; never a path."""
+    if not cid or cid in (".", "..") or not all(ch.isalnum() or ch in _ID_PUNCTUATION for ch in cid):
         raise InvalidArgument(f"invalid container id format: {cid}")
 
 
@@ -112,7 +112,7 @@ class Container:
         c = cls(root, cid)
         try:
             with open(os.path.join(c.dir, "state.json"), "rb") as f:
-                c.record = json.loads(f.read())
+                c.record = jsonio.loads(f.read())
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound("container does not exist") from None
         except ValueError:
@@ -120,7 +120,7 @@ class Container:
         return c
 
     def save(self) -> None:
-        write_atomic(os.path.join(self.dir, "state.json"), json.dumps(self.record).encode())
+        write_atomic(os.path.join(self.dir, "state.json"), jsonio.dumps(self.record).encode())
 
     def lock(self) -> None:
         """Serialise verbs on this container (flock on its directory), released on exit."""
@@ -154,7 +154,7 @@ class Container:
 
     def config(self) -> dict:
         with open(os.path.join(self.dir, "config.json"), "rb") as f:
-            return json.loads(f.read())
+            return jsonio.loads(f.read())
 
     def alive(self) -> bool:
         pid = self.pid

@@ -29,55 +29,58 @@ Processes (for `create`; `exec` is the same without hooks and mounts):
 
 Any side may instead send "error" with a message; P then tears down what
 exists (kills C2, removes the cgroup and the state directory) and reports it.
-Messages are JSON objects on a SOCK_SEQPACKET socketpair, so each send is one
-message; EOF means the peer died (or, after "ready" in `exec`, that execve
+Messages are dicts in `marshal` form (both ends are this same Python) on a
+SOCK_SEQPACKET socketpair, so each send is one message; EOF means the peer died (or, after "ready" in `exec`, that execve
 succeeded: the socket is close-on-exec).
 """
 
 from __future__ import annotations
 
+import _socket
 import array
-import json
-import socket
+import marshal
+
+# `_socket` rather than `socket`: the wrapper module builds enums at import,
+# milliseconds every runtime call would pay.
+_SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
 
 
 class Channel:
     __slots__ = ("sock",)
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock):
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def send(self, kind: str, **fields) -> None:
         fields["t"] = kind
-        self.sock.sendall(json.dumps(fields).encode())
+        self.sock.sendall(marshal.dumps(fields))
 
     def send_fd(self, kind: str, fd: int, **fields) -> None:
         fields["t"] = kind
-        self.sock.sendmsg([json.dumps(fields).encode()],
-                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([marshal.dumps(fields)], [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", [fd]))])
 
     def recv(self) -> tuple[dict | None, int]:
         """The next message and an fd sent with it (-1 if none); (None, -1) at EOF."""
         fds = array.array("i")
         while True:
             try:
-                data, ancdata, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
+                data, ancdata, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(fds.itemsize))
                 break
             except InterruptedError:
                 continue
         fd = -1
         for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
                 fd = fds[0]
         if not data:
             return None, fd
-        return json.loads(data), fd
+        return marshal.loads(data), fd
 
     def expect(self, kind: str) -> dict:
         msg, _ = self.recv()

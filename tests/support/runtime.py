@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from dockyard.runtime.spec import default_spec
 
@@ -54,8 +55,26 @@ class Runtime:
         self.root = root
 
     def __call__(self, *args, input=None, timeout=60, check=False, global_args=(), **kw):
+        """Run one command; stdout and stderr come back as bytes.
+
+        They go through files, not pipes: a container started by `create` or
+        `run -d` keeps the runtime's stdio, and a pipe would never see EOF.
+        """
         cmd = [self.binary, "--root", self.root, *global_args, *map(str, args)]
-        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, **kw)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+            with subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, **kw) as p:
+                if input is not None:
+                    p.stdin.write(input)
+                    p.stdin.close()
+                try:
+                    p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    raise
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read())
         if check and proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
         return proc
