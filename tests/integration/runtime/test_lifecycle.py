@@ -258,7 +258,7 @@ def test_cli_grammar_errors(rt):
 def test_flag_spellings(rt, busybox_rootfs, tmp_path, cid):
     make_bundle(str(tmp_path / "b"), busybox_rootfs, ["sleep", "60"])
     log = tmp_path / "log.json"
-    rt(f"--log-format=json", "--log", log, "create", f"--bundle={tmp_path / 'b'}", f"--pid-file={tmp_path / 'p'}",
+    rt("--log-format=json", "--log", log, "create", f"--bundle={tmp_path / 'b'}", f"--pid-file={tmp_path / 'p'}",
        cid, check=True)
     rt("-log", log, "start", cid, check=True)
     rt("kill", cid, "9", check=True)
