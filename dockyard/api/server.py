@@ -94,11 +94,12 @@ def bind_unix_socket(path: str, mode: int = 0o660, group: str = "dockyard") -> s
         sock.bind(path)
     finally:
         os.umask(old_umask)
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        gid = 0
-    os.chown(path, 0, gid)
+    if os.geteuid() == 0:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            gid = 0
+        os.chown(path, 0, gid)
     os.chmod(path, mode)
     sock.listen(128)
     sock.setblocking(False)
