@@ -17,6 +17,10 @@ from ..linux import proc as lproc
 from . import hooks, process, rootfs
 from .sync import Channel
 
+# The pty ioctls Python's termios module does not export (<asm-generic/ioctls.h>).
+_TIOCGPTN = 0x80045430
+_TIOCSPTLCK = 0x40045431
+
 
 class InitConfig:
     """What the runtime hands its init across fork (plain attributes, no copying)."""
@@ -46,8 +50,8 @@ def describe(err: BaseException) -> str:
 def setup_terminal(channel: Channel, process_spec: dict) -> None:
     """A pty from the container's own devpts: the master goes to the runtime, the slave becomes stdio."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-    number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0\0\0\0"))[0]
     slave_path = f"/dev/pts/{number}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     size = process_spec.get("consoleSize")
