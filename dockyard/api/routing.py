@@ -69,15 +69,13 @@ class Router:
         self._routes: list[Route] = [route for table in tables for route in table.routes]
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        path_matched = False
         for route in self._routes:
-            found = route.regex.match(path)
-            if found is None:
+            if route.method != method:
                 continue
-            if route.method == method:
+            found = route.regex.match(path)
+            if found is not None:
                 return route.handler, found.groupdict()
-            path_matched = True
-        if path_matched:
-            raise HttpError(405, f"method {method} not allowed for {path}")
-        # dockerd's wording for an unknown endpoint.
+        # dockerd's wording for an unknown endpoint. Not 405 for a known path
+        # with another method: with greedy image-name patterns, "known path"
+        # would take in endpoints that do not exist yet (`/images/x/push`).
         raise HttpError(404, "page not found")

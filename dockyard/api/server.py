@@ -346,13 +346,17 @@ class _Connection:
             await self._flush()
             return True
         finally:
+            # Wait for cancelled helpers to finish (asyncio.wait never raises):
+            # a watcher still pending would collide with the next request's read.
             if pending_item is not None and not pending_item.done():
                 pending_item.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending_item
+                await asyncio.wait({pending_item})
             if not watcher.done():
                 watcher.cancel()
-            with contextlib.suppress(BaseException):
+                await asyncio.wait({watcher})
+            if not watcher.cancelled() and watcher.exception() is None and watcher.result():
+                self.h11.receive_data(watcher.result())
+            with contextlib.suppress(Exception):
                 await body.aclose()  # type: ignore[attr-defined]
 
     async def _hijack(self, req: Request, hijack: Hijack) -> None:

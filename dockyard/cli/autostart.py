@@ -45,7 +45,7 @@ def start_daemon(err) -> bool:  # noqa: ANN001 - a text stream
     err.flush()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.daemon"],
+            [sys.executable, "-m", "dockyard.api.dockyardd"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True, close_fds=True, cwd="/",
         )

@@ -6,6 +6,6 @@ service   an object owning one kind of engine state (images, events, system
           and they never speak HTTP or Docker's JSON casing.
 Daemon    (daemon.py) holds every service and wires them together; the API
           server reaches them as attributes (`req.services.images`).
-main      (main.py) the `dockyardd` command: flags, pid file, socket,
-          signals, and the event loop.
+The `dockyardd` process (flags, pid file, socket, signals, event loop) is
+dockyard.api.dockyardd: it sits above both the services and the API server.
 """

@@ -198,7 +198,7 @@ def test_common_headers_and_version_prefix(server):
 
 def test_errors_are_json_messages_with_statuses(server):
     conn = UnixHttpConnection(server.socket_path)
-    cases = [("GET", "/nowhere", 404, "page not found"), ("DELETE", "/echo/x", 405, None),
+    cases = [("GET", "/nowhere", 404, "page not found"), ("DELETE", "/echo/x", 404, "page not found"),
              ("GET", "/conflict", 409, "busy"), ("GET", "/crash", 500, "boom"),
              ("GET", "/echo/x?filters=%7Bnot-json", 400, None)]
     for method, path, status, message in cases:
@@ -265,8 +265,10 @@ def test_stream_is_flushed_per_message_and_ends(server, gates):
     assert json.loads(next(lines)) == {"n": 2}
     assert list(lines) == []
     assert gates.stream_closed.wait(5)
-    # After a finished stream the connection is kept alive.
+    # After a finished stream the connection is kept alive (the same socket, not a retry).
+    sock = conn.sock
     assert json.loads(conn.request("GET", "/echo/after").read())["word"] == "after"
+    assert conn.sock is sock
 
 
 def test_stream_stops_when_the_client_goes(server, gates):

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from dockyard.api.http import Request, Response, json_response, run_blocking
-from dockyard.api.routes.images import image_summary
 from dockyard.api.routing import RouteTable
 from dockyard.api.streams import Stream, json_line
 from dockyard.api.versions import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from dockyard.errors import InvalidArgument
+from dockyard.images.views import df_json
 
 routes = RouteTable()
 
@@ -210,10 +210,8 @@ async def disk_usage(req: Request) -> Response:
     usage = await run_blocking(req.services.images.disk_usage)
     containers = getattr(req.services, "containers", None)
     return json_response({
-        "LayersSize": usage.layers_size,
-        "Images": [image_summary(image, containers=usage.containers_by_image.get(image.id, 0))
-                   for image in usage.images],
-        "Containers": containers.disk_usage() if containers is not None else [],
+        **df_json(usage),
+        "Containers": await run_blocking(containers.disk_usage) if containers is not None else [],
         "Volumes": [],
         "BuildCache": [],
         "BuilderSize": 0,

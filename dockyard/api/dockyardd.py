@@ -1,4 +1,7 @@
-"""`dockyardd`: the engine daemon's command line, in dockerd's style.
+"""`dockyardd`: the engine process, with a command line in dockerd's style.
+
+It joins the two halves: the daemon's services (dockyard.daemon.Daemon) and
+the API server in front of them.
 
     dockyardd [-H unix:///run/dockyard.sock] [--data-root DIR] [--exec-root DIR]
               [-p/--pidfile FILE] [-G/--group GROUP] [-D/--debug]
@@ -16,6 +19,8 @@ import asyncio
 import logging
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from dockyard.daemon import config as defaults
 from dockyard.daemon.config import DaemonConfig
@@ -75,9 +80,37 @@ def parse_args(argv: list[str]) -> DaemonConfig:
     )
 
 
-async def _run(config: DaemonConfig) -> None:
-    from dockyard.daemon.daemon import serve
+# Blocking work (SQLite, hashing, unpacking) runs here; a few threads are
+# enough on the small machines we target and keep the idle daemon small.
+WORKER_THREADS = 4
 
+
+async def serve(config: DaemonConfig, stop: asyncio.Event, ready: Any = None) -> None:
+    """Run the engine until `stop` is set: build services, listen, then shut down cleanly."""
+    from dockyard.api.routes import build_router
+    from dockyard.api.server import ApiServer
+    from dockyard.daemon.daemon import Daemon
+
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="dockyardd-worker")
+    loop.set_default_executor(executor)
+    daemon = Daemon(config)
+    daemon.events.attach(loop)
+    server = ApiServer(build_router(), daemon)
+    try:
+        await server.listen_unix(config.socket_path, group=config.socket_group)
+        log.info("API listening on unix://%s", config.socket_path)
+        if ready is not None:
+            ready()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+        daemon.close()
+
+
+async def _run(config: DaemonConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
