@@ -95,18 +95,19 @@ def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: t
     capabilities = process.get("capabilities")
     nnp = bool(process.get("noNewPrivileges"))
 
+    # Nothing the runtime holds may reach the program: fds 3.. are close-on-exec,
+    # except the ones the caller asked to pass (--preserve-fds).  Before seccomp:
+    # an older profile (runtime-tools') does not allow close_range.
+    lproc.cloexec_from(3 + preserve_fds)
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+
     set_rlimits(process)
     set_oom_score_adj(process)
     if nnp:
         lproc.set_no_new_privs()
     if seccomp is not None and not nnp:
         load_seccomp(seccomp)
-
-    # Nothing the runtime holds may reach the program: fds 3.. are close-on-exec,
-    # except the ones the caller asked to pass (--preserve-fds).
-    lproc.cloexec_from(3 + preserve_fds)
-    for fd in keep_fds:
-        os.set_inheritable(fd, True)
 
     cwd = process.get("cwd") or "/"
     chdir_done = _try_chdir(cwd)
