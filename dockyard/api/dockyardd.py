@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -88,17 +89,26 @@ WORKER_THREADS = 4
 async def serve(config: DaemonConfig, stop: asyncio.Event, ready: Any = None) -> None:
     """Run the engine until `stop` is set: build services, listen, then shut down cleanly."""
     from dockyard.api.routes import build_router
-    from dockyard.api.server import ApiServer
+    from dockyard.api.server import ApiServer, bind_unix_socket
     from dockyard.daemon.daemon import Daemon
 
+    # Claim the socket before touching any state: a daemon that loses the
+    # race for it must leave the winner's data root and exec root alone.
+    sock = bind_unix_socket(config.socket_path, group=config.socket_group)
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="dockyardd-worker")
     loop.set_default_executor(executor)
-    daemon = Daemon(config)
+    try:
+        daemon = Daemon(config)
+    except BaseException:
+        sock.close()
+        os.unlink(config.socket_path)
+        executor.shutdown(wait=False)
+        raise
     daemon.events.attach(loop)
     server = ApiServer(build_router(), daemon)
     try:
-        await server.listen_unix(config.socket_path, group=config.socket_group)
+        await server.serve_socket(sock, config.socket_path)
         log.info("API listening on unix://%s", config.socket_path)
         if ready is not None:
             ready()

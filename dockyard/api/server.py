@@ -117,7 +117,10 @@ class ApiServer:
         self._closing = False
 
     async def listen_unix(self, path: str, mode: int = 0o660, group: str = "dockyard") -> None:
-        sock = bind_unix_socket(path, mode, group)
+        await self.serve_socket(bind_unix_socket(path, mode, group), path)
+
+    async def serve_socket(self, sock: socket.socket, path: str) -> None:
+        """Accept connections on a socket bound beforehand (see bind_unix_socket); `path` is removed on close."""
         self._socket_paths.append(path)
         server = await asyncio.start_unix_server(self._accept, sock=sock, limit=READ_SIZE)
         self._servers.append(server)

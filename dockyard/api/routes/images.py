@@ -51,11 +51,7 @@ async def create_image(req: Request) -> Stream:
     return json_stream(_messages([{"status": image_id}]))
 
 
-@routes.get(r"/images/get")
-async def save_images(req: Request) -> Stream:
-    names = req.args("names")
-    if not names:
-        raise InvalidArgument("no image names given: use names=<image> (repeatable)")
+async def _save(req: Request, names: list[str]) -> Stream:
     images = req.services.images
     chunks = bytes_from_thread(lambda out: images.save(names, out))
     # Names are resolved before the first byte is written: wait for that byte
@@ -72,6 +68,14 @@ async def save_images(req: Request) -> Stream:
             yield chunk
 
     return Stream(body(), content_type=TAR_TYPE)
+
+
+@routes.get(r"/images/get")
+async def save_images(req: Request) -> Stream:
+    names = req.args("names")
+    if not names:
+        raise InvalidArgument("no image names given: use names=<image> (repeatable)")
+    return await _save(req, names)
 
 
 @routes.post(r"/images/load")
@@ -93,6 +97,12 @@ async def prune_images(req: Request) -> Response:
 async def inspect_image(req: Request) -> Response:
     details = await run_blocking(req.services.images.inspect, req.params["name"])
     return json_response(inspect_json(details))
+
+
+@routes.get(r"/images/(?P<name>.+)/get")
+async def save_image(req: Request) -> Stream:
+    """docker-py's `Image.save()`: one image."""
+    return await _save(req, [req.params["name"]])
 
 
 @routes.get(r"/images/(?P<name>.+)/history")

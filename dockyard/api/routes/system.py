@@ -191,9 +191,10 @@ def event_json(event: Any) -> dict[str, Any]:
 
 @routes.get(r"/events")
 async def events(req: Request) -> Stream:
-    subscription = req.services.events.subscribe(
-        req.filters(), since_ns=_parse_time(req, "since"), until_ns=_parse_time(req, "until")
-    )
+    since, until = _parse_time(req, "since"), _parse_time(req, "until")
+    if since is not None and until is not None and since > until:
+        raise InvalidArgument(f"`since` time ({req.arg('since')}) cannot be after `until` time ({req.arg('until')})")
+    subscription = req.services.events.subscribe(req.filters(), since_ns=since, until_ns=until)
 
     async def body() -> AsyncIterator[bytes]:
         try:
