@@ -157,9 +157,10 @@ def test_save_of_a_missing_image_is_404_before_any_byte(engine):
 def test_load_refuses_a_corrupt_archive(engine, busybox_image, tmp_path):
     before = {r["Id"] for r in engine.client().images(all=True)}
     archive = engine.client().image_save(["busybox:latest"]).read()
-    for name, body in (("truncated", archive[: len(archive) // 2]), ("garbage", b"\0" * 4096 + b"junk")):
-        with pytest.raises(ApiError):
+    for what, body in (("truncated", archive[: len(archive) // 2]), ("garbage", b"\0" * 4096 + b"junk")):
+        with pytest.raises(ApiError) as exc:
             list(engine.client().image_load(io.BytesIO(body), quiet=True))
+        assert 400 <= exc.value.status < 600, what
     assert {r["Id"] for r in engine.client().images(all=True)} == before
 
 
