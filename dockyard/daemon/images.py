@@ -385,31 +385,33 @@ class ImageService:
                     raise Conflict(
                         f"conflict: unable to remove repository reference \"{name}\" (must force) - container "
                         f"{short_id(holders[0])} is using its referenced image {short_id(image_id)}")
-                self.store.delete_ref(full)
-                records.append(Deletion("Untagged", ref.familiar()))
-                self.emit("untag", image_id, name=ref.familiar())
                 remaining = [(n, k) for n, k in refs if n != full]
                 if ref.digest is None and not any(k == "tag" and _repo_of(n) == ref.name for n, k in remaining):
-                    for n, k in list(remaining):
-                        if k != "tag" and _repo_of(n) == ref.name:
-                            self.store.delete_ref(n)
-                            records.append(Deletion("Untagged", parse(n).familiar()))
-                            remaining.remove((n, k))
-                if remaining:
+                    # The repository's last tag goes: its digest references go with it.
+                    dropped = [(n, k) for n, k in remaining if k != "tag" and _repo_of(n) == ref.name]
+                else:
+                    dropped = []
+                if len(remaining) == len(dropped):
+                    # The image itself will go: refuse now, before anything is untagged.
+                    self._check_delete(image_id, force, holders)
+                self._untag(image_id, [full] + [n for n, _ in dropped], records)
+                if len(remaining) > len(dropped):
                     return records
             else:
                 if len(refs) > 1 and not force and not _single_reference(refs):
                     raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be forced) - image is "
                                    f"referenced in multiple repositories")
                 self._check_delete(image_id, force, holders)
-                for n, _ in refs:
-                    self.store.delete_ref(n)
-                    familiar = parse(n).familiar()
-                    records.append(Deletion("Untagged", familiar))
-                    self.emit("untag", image_id, name=familiar)
-            self._check_delete(image_id, force, holders)
+                self._untag(image_id, [n for n, _ in refs], records)
             records.extend(self._delete_image(image_id, noprune))
             return records
+
+    def _untag(self, image_id: str, names: list[str], records: list[Deletion]) -> None:
+        for name in names:
+            self.store.delete_ref(name)
+            familiar = parse(name).familiar()
+            records.append(Deletion("Untagged", familiar))
+            self.emit("untag", image_id, name=familiar)
 
     def _check_delete(self, image_id: str, force: bool, holders: list[str]) -> None:
         if self.store.children(image_id):
@@ -487,11 +489,7 @@ class ImageService:
                     continue
                 if filters.get("label!=") and _labels_match(record.labels, filters["label!="], any_of=True):
                     continue
-                for name, _ in refs.get(record.id, []):
-                    self.store.delete_ref(name)
-                    familiar = parse(name).familiar()
-                    deleted.append(Deletion("Untagged", familiar))
-                    self.emit("untag", record.id, name=familiar)
+                self._untag(record.id, [name for name, _ in refs.get(record.id, [])], deleted)
                 sizes = {layer.chain_id: layer.size for layer in record.layers}
                 self.store.delete_image(record.id)
                 self.emit("delete", record.id)

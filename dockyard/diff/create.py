@@ -211,9 +211,9 @@ def _same(a: os.stat_result, b: os.stat_result, a_path: str, b_path: str) -> boo
         return False
     if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
         return False
-    if stat.S_ISDIR(a.st_mode):
-        return _xattrs(a_path) == _xattrs(b_path)
-    if int(a.st_mtime) != int(b.st_mtime) or a.st_size != b.st_size or a.st_rdev != b.st_rdev:
+    if stat.S_ISDIR(a.st_mode):  # as Docker: a directory whose mtime moved counts as changed
+        return a.st_mtime_ns == b.st_mtime_ns and _xattrs(a_path) == _xattrs(b_path)
+    if a.st_mtime_ns != b.st_mtime_ns or a.st_size != b.st_size or a.st_rdev != b.st_rdev:
         return False
     if stat.S_ISLNK(a.st_mode):
         return os.readlink(a_path) == os.readlink(b_path)
