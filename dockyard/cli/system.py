@@ -277,10 +277,11 @@ def _df_verbose(cli: Cli, df: dict[str, Any]) -> None:
     for img in df.get("Images") or []:
         size = img.get("Size", 0)
         shared = max(img.get("SharedSize", 0), 0)
-        for repo, tag, _ in image_rows(img, False):
-            lines.append("\t".join((repo, tag, short_id(img["Id"]), time_ago(img.get("Created", 0), now),
-                                    human_size(size, 3), human_size(shared), human_size(size - shared),
-                                    str(max(img.get("Containers", 0), 0)))))
+        # Like docker: one row per image, named by its first tag only.
+        repo, tag, _ = image_rows(img, False)[0]
+        lines.append("\t".join((repo, tag, short_id(img["Id"]), time_ago(img.get("Created", 0), now),
+                                human_size(size, 3), human_size(shared), human_size(size - shared),
+                                str(max(img.get("Containers", 0), 0)))))
     out.append(tabwrite(lines).rstrip("\n"))
     out += ["", "Containers space usage:", ""]
     lines = ["CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES"]
