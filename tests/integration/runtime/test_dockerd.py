@@ -1,0 +1,154 @@
+"""dockerd drives dockyard-runtime: `docker run --runtime dockyard` through containerd's runc shim.
+
+One private dockerd for the module (its own data root, exec root, socket, pid
+file and config file; no bridge, no iptables, no ip_forward change; containers
+under a cgroup parent of its own that is removed at the end), started with
+`--add-runtime dockyard=<dockyard-runtime>`.  containerd's shim calls the
+runtime with `--root <exec-root>/runtime-runc/moby`, so a container is ours when
+`dockyard-runtime --root` there reads its state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from tests.support import peers
+from tests.support.runtime import RUNTIME, Runtime
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.peers,
+    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed (Debian package docker.io)"),
+    pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed"),
+    pytest.mark.timeout(120),
+]
+
+
+class Dockerd(peers.Manager):
+    image = "dockyard-bb:latest"
+    exec_missing_status = 126
+
+    def __init__(self, base: str):
+        self.base = base
+        self.sock = os.path.join(base, "docker.sock")
+        self.exec_root = os.path.join(base, "exec")
+        self.cgroup_parent = f"/dockyard-test-docker-{uuid.uuid4().hex[:8]}"
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(base, "cli"))
+        self.runtime = Runtime(RUNTIME, os.path.join(self.exec_root, "runtime-runc", "moby"))
+        self.proc: subprocess.Popen | None = None
+
+    def argv(self, *args) -> list[str]:
+        return ["docker", *map(str, args)]
+
+    def run_argv(self, *args) -> list[str]:
+        return self.argv("run", "--runtime", "dockyard", "--network", "none", *args)
+
+    def container_cgroup(self, cid: str) -> str:
+        return f"{self.cgroup_parent}/{cid}"
+
+    def start(self) -> None:
+        config = os.path.join(self.base, "daemon.json")
+        with open(config, "w") as f:
+            f.write("{}")
+        argv = ["dockerd", "--config-file", config, "--data-root", os.path.join(self.base, "data"),
+                "--exec-root", self.exec_root, "-H", f"unix://{self.sock}",
+                "--pidfile", os.path.join(self.base, "dockerd.pid"),
+                # Leave the host's network alone: no docker0, no iptables rules, no ip_forward.
+                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", self.cgroup_parent,
+                "--add-runtime", f"dockyard={RUNTIME}"]
+        with open(os.path.join(self.base, "dockerd.log"), "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        peers.wait_for(self._up, timeout=60, what="dockerd to answer")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"dockerd exited {self.proc.returncode}:\n{self.log()}")
+        return self("version", check=False).returncode == 0
+
+    def log(self) -> str:
+        with open(os.path.join(self.base, "dockerd.log"), errors="replace") as f:
+            return f.read()[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"dockerd ignored SIGTERM:\n{self.log()}") from None
+
+
+@pytest.fixture(scope="module")
+def docker(busybox_rootfs):
+    # Short paths: containerd's sockets live below the exec root and must fit sun_path.
+    base = tempfile.mkdtemp(prefix="dy-dockerd-")
+    d = Dockerd(base)
+    try:
+        d.start()
+        d("import", peers.busybox_tarball(busybox_rootfs, os.path.join(base, "bb.tar")), d.image)
+        yield d
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                ids = d("ps", "-aq", check=False).stdout.split()
+                if ids:
+                    d("rm", "-f", *ids)
+        finally:
+            try:
+                d.stop()
+            finally:
+                peers.remove_tree(base)
+                peers.remove_cgroup(d.cgroup_parent)
+
+
+def test_run_rm(docker, tmp_path):
+    peers.check_run_rm(docker, tmp_path)
+
+
+def test_run_missing_program_is_127(docker):
+    peers.check_missing_program(docker)
+
+
+def test_detached_exec_top_stop_rm(docker):
+    cid = docker.start_container(*peers.check_detached_exec_stop_rm.PROGRAM)
+    assert docker.inspect(cid)["HostConfig"]["Runtime"] == "dockyard"
+    pid = docker.inspect(cid)["State"]["Pid"]
+    # `docker top` asks the runtime (`ps --format json`) which pids are in the container.
+    top = docker("top", cid, "-o", "pid,args").stdout.splitlines()
+    listed = {int(line.split()[0]) for line in top[1:]}
+    ours = set(json.loads(docker.runtime("ps", "--format", "json", cid, check=True).stdout))
+    assert listed == ours and pid in ours and len(ours) == 2, (top, ours)
+    assert any("sleep 300" in line for line in top)
+    peers.check_detached_exec_stop_rm(docker, cid)
+
+
+def test_run_it_and_exec_it_on_a_terminal(docker):
+    peers.check_terminal(docker)
+
+
+def test_pause_unpause(docker):
+    peers.check_pause_unpause(docker)
+
+
+def test_kill_with_a_signal_and_by_default(docker):
+    peers.check_kill(docker)
+
+
+def test_memory_limit_at_run_and_by_update(docker):
+    # containerd sends `update --resources -`: the new resources on stdin.
+    cid = peers.check_memory_limit(docker, ("--memory", "32m", "--memory-swap", "64m"),
+                                   ("--memory", "64m", "--memory-swap", "128m"))
+    assert docker.inspect(cid)["HostConfig"]["Memory"] == 64 << 20
+    docker("rm", "-f", cid)
