@@ -17,7 +17,7 @@ SOCK=/run/dockyard.sock
 PIDFILE=/run/dockyard.pid
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-run() { step "$*"; "$@"; }
+dockyard() { step "dockyard $*"; "$DOCKYARD" "$@"; }
 
 work=$(mktemp -d)
 started_here=no
@@ -45,17 +45,17 @@ printf 'root:x:0:\nnobody:x:65534:\n' > "$work/rootfs/etc/group"
 tar -C "$work/rootfs" --numeric-owner -cf "$work/busybox.tar" .
 
 echo "== Part 2: the engine (dockyardd) and its images, through the dockyard CLI"
-run "$DOCKYARD" import --change 'CMD ["/bin/sh"]' -m "busybox from Debian's busybox-static" \
+dockyard import --change 'CMD ["/bin/sh"]' -m "busybox from Debian's busybox-static" \
     "$work/busybox.tar" busybox:latest
-run "$DOCKYARD" images
-run "$DOCKYARD" image inspect --format '{{.Id}} {{json .Config.Cmd}} {{.Os}}/{{.Architecture}} {{.Size}} bytes' busybox
-run "$DOCKYARD" history busybox
-run "$DOCKYARD" tag busybox busybox:demo
-run "$DOCKYARD" images --format 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}'
-run "$DOCKYARD" rmi busybox:demo
-run "$DOCKYARD" system df
-run "$DOCKYARD" events --since 1m --until 0s --filter type=image
-run "$DOCKYARD" version
+dockyard images
+dockyard image inspect --format '{{.Id}} {{json .Config.Cmd}} {{.Os}}/{{.Architecture}} {{.Size}} bytes' busybox
+dockyard history busybox
+dockyard tag busybox busybox:demo
+dockyard images --format 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}'
+dockyard rmi busybox:demo
+dockyard system df
+dockyard events --since 1m --until 0s --filter type=image
+dockyard version
 if [ "$started_here" = yes ]; then
     echo
     echo "(the demo started dockyardd; it is stopped now — run 'dockyardd' or any dockyard command to start it)"
