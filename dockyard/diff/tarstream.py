@@ -70,7 +70,7 @@ def _number(field: bytes, what: str) -> int:
     try:
         return int(text, 8)
     except ValueError:
-        raise InvalidArgument(f"corrupt tar header: bad {what} field {field!r}") from None
+        raise InvalidArgument(f"corrupt archive: bad {what} field {field!r} in a tar header") from None
 
 
 def _text(field: bytes) -> str:

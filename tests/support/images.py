@@ -195,3 +195,30 @@ def store_state(service) -> tuple:
             sorted((k, tuple(v)) for k, v in service.store.all_refs().items()),
             sorted(d for d, _ in service.content.walk()), snaps,
             sorted(os.listdir(service.content.ingest_dir)))
+
+
+def fs_tree(root: str, skip: tuple[str, ...] = ()) -> dict:
+    """path -> (type, mode, uid, gid, content hash / link target / device) for everything under root."""
+    import stat
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames + filenames):
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel in skip or any(rel.startswith(s + "/") for s in skip):
+                continue
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            kind = stat.S_IFMT(st.st_mode)
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    detail = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                detail = os.readlink(path)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                detail = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            else:
+                detail = None
+            out[rel] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, detail)
+    return out
