@@ -64,7 +64,11 @@ def run_version(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     except (ApiError, DaemonUnreachable) as exc:
         failure = exc
     if opts["format"]:
-        _render_template(cli, opts["format"], {"Client": client, "Server": server})
+        data = {"Client": client, "Server": server}
+        if opts["format"] != "json":
+            # Templates see docker's Go field names, which spell ApiVersion as APIVersion.
+            data = {k: v if v is None else {**v, "APIVersion": v.get("ApiVersion")} for k, v in data.items()}
+        _render_template(cli, opts["format"], data)
         if failure is not None:
             raise failure
         return 0

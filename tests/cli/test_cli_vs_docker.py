@@ -199,7 +199,7 @@ def test_prune_outputs(engine, images, busybox_tar):
     ["system", "df", "--format", "json"],
     ["system", "df", "--format", "{{.Type}}: {{.TotalCount}} {{.Size}} {{.Reclaimable}}"],
     ["info", "--format", "{{.Images}} {{.Driver}} {{json .Plugins.Volume}} {{.OSType}}"],
-    ["version", "--format", "{{.Server.Version}} {{.Server.Os}}"],
+    ["version", "--format", "{{.Server.Version}} {{.Server.Os}} {{.Server.APIVersion}} {{.Client.APIVersion}}"],
 ])
 def test_system_commands(engine, images, args):
     assert_same(engine, *args)
