@@ -64,8 +64,11 @@ def cgroup_resources(spec: dict) -> dict:
     resources = dict(linux.get("resources") or {})
     rules = list(resources.get("devices") or [])
     for d in linux.get("devices") or []:
-        rules.append({"allow": True, "type": d["type"], "major": d.get("major"), "minor": d.get("minor"),
-                      "access": "rwm"})
+        kind = d["type"]
+        if kind == "p":
+            continue  # a fifo: the device cgroup only governs char and block nodes
+        rules.append({"allow": True, "type": "c" if kind == "u" else kind, "major": d.get("major"),
+                      "minor": d.get("minor"), "access": "rwm"})
     resources["devices"] = rules + DEFAULT_DEVICE_RULES
     return resources
 
