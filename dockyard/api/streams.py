@@ -218,7 +218,7 @@ async def iterate_in_thread(producer: Callable[[Callable[[Any], None]], Any],
                 queue.get_nowait()
             try:
                 await task
-            except (ConsumerGone, Exception):  # noqa: B014 - the client is gone; nothing to report to
+            except Exception:  # ConsumerGone or the producer's own failure: the client is gone
                 pass
 
 

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+# The daemon's defaults (dockyard.daemon.config), repeated because the CLI
+# must not import the daemon's packages.
 DEFAULT_SOCKET = "/run/dockyard.sock"
 DEFAULT_EXEC_ROOT = "/run/dockyard"
 LOG_NAME = "dockyardd.log"

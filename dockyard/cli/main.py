@@ -46,7 +46,7 @@ GROUPS = {
 # Aliases are not listed in a group's help.
 _HIDDEN_IN_HELP = {"list", "remove"}
 
-_TOP_USAGE = f"Usage:  {'dockyard'} [OPTIONS] COMMAND [ARG...]"
+_TOP_USAGE = "Usage:  dockyard [OPTIONS] COMMAND [ARG...]"
 
 
 class CliError(Exception):

@@ -173,9 +173,6 @@ class EngineClient:
     def image_inspect(self, name: str) -> dict[str, Any]:
         return self.get_json(f"/images/{quote(name, '/:@')}/json")
 
-    def image_inspect_raw(self, name: str) -> bytes:
-        return self.request("GET", f"/images/{quote(name, '/:@')}/json").read()
-
     def image_history(self, name: str) -> list[dict[str, Any]]:
         return self.get_json(f"/images/{quote(name, '/:@')}/history")
 

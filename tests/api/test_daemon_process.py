@@ -91,6 +91,7 @@ def test_tcp_hosts_are_refused(host, tmp_path):
     assert not (tmp_path / "d").exists(), "a refused start must not create anything"
 
 
+@pytest.mark.peers
 def test_docker_cli_and_sdk_negotiate_1_41(fresh_engine):
     out = fresh_engine.docker("version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}")
     assert out.returncode == 0, out.stderr
