@@ -163,15 +163,19 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
             os.mkfifo(container.fifo, 0o622)
         cfg = init.InitConfig(
             spec=spec, process=proc_spec, rootfs=spec["root"]["path"], namespaces=namespaces,
-            fifo=container.fifo if use_fifo else None, no_pivot=bool(opts.no_pivot),
+            fifo=init.open_fifo(container.fifo) if use_fifo else None, no_pivot=bool(opts.no_pivot),
             no_new_keyring=bool(opts.no_new_keyring), preserve_fds=_preserved(opts.preserve_fds),
             console=bool(terminal), state_for_hooks=container.oci_state("creating"),
             cgroup_dirs=cgroup_dirs(cgroup),
         )
         process.preload(spec, proc_spec)
         # A new cgroup namespace is rooted at its creator's cgroup: join early then.
-        channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,
-                                   early_cgroup="cgroup" in namespaces)
+        try:
+            channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,
+                                       early_cgroup="cgroup" in namespaces)
+        finally:
+            for fd in cfg.fifo or ():
+                os.close(fd)  # the init holds its own copies
         container.record["pid"] = init_pid
         while True:
             msg, fd = channel.recv()

@@ -75,7 +75,7 @@ def container_init(cfg: InitConfig) -> None:
         proc_spec = cfg.process
         ns = cfg.namespaces
         linux = spec.get("linux") or {}
-        fifo_fds = _open_fifo(cfg.fifo) if cfg.fifo else None
+        fifo_fds = cfg.fifo  # (read end, write end) from the runtime, or None
         if "mount" in ns:
             rootfs.prepare(spec, cfg.rootfs, cgroupns="cgroup" in ns, userns="user" in ns,
                            cgroup_dirs=cfg.cgroup_dirs or {})
@@ -135,12 +135,13 @@ def _hook_state(cfg: InitConfig, status: str, pid: int) -> dict:
     return state
 
 
-def _open_fifo(path: str) -> tuple[int, int]:
-    """Open the exec fifo both ways now, while the host path is reachable.
+def open_fifo(path: str) -> tuple[int, int]:
+    """Open the exec fifo both ways, in the runtime before the fork: the init inherits both ends.
 
-    Holding a write end ourselves makes the later read() block (instead of
-    seeing EOF) until `start` writes its byte; no /proc is needed after
-    pivot_root.
+    The init could not open the path itself once it is root of a user namespace
+    (the runtime root is 0700 on the host).  Holding a write end makes the init's
+    read() block (instead of seeing EOF) until `start` writes its byte; no /proc
+    is needed after pivot_root.
     """
     rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     wfd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
