@@ -423,7 +423,7 @@ def event_context(event: dict[str, Any]) -> Any:
         "Type": event.get("Type", ""), "Action": event.get("Action", ""),
         "Actor": {"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}},
         "Scope": event.get("scope", ""), "Time": event.get("time", 0), "TimeNano": event.get("timeNano", 0),
-    })
+    }, json_value=event)
     ctx.type_name = "events.Message"
     return ctx
 

@@ -30,8 +30,10 @@ class Context:
     type_name = "*formatter.context"
     escape_json = True  # docker marshals its contexts with json.Marshal, which escapes <, >, &
 
-    def __init__(self, fields: dict[str, Any]):
+    def __init__(self, fields: dict[str, Any], json_value: Any = None):
         self.fields = fields
+        # What `{{json .}}` prints when it is not the fields (a wire struct such as an event).
+        self.json_value = json_value
 
 
 # --- values, printed and compared as Go would --------------------------------------
@@ -70,7 +72,9 @@ def go_json(value: Any, escape_html: bool = False) -> str:
     import json
 
     sort = False
-    if isinstance(value, Context):
+    if isinstance(value, Context) and value.json_value is not None:
+        value = value.json_value
+    elif isinstance(value, Context):
         # docker marshals a context through a map, so its keys come out sorted;
         # decoded engine JSON keeps the engine's order, as Go's typed structs do.
         escape_html, sort, value = value.escape_json, True, value.fields

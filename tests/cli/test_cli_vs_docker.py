@@ -230,6 +230,8 @@ def test_events_with_bounds_filters_and_formats(engine, images):
                  ["events", "--since", since, "--until", until, "--format", "{{.Type}} {{.Action}} {{.ID}} "
                   "{{.Status}} {{.Actor.Attributes.name}} {{.TimeNano}}"],
                  ["events", "--since", since, "--until", until, "--format", "json"],
+                 ["events", "--since", since, "--until", until, "--format", "{{json .}}"],
+                 ["events", "--since", since, "--until", until, "--format", "{{json .Actor}} {{.Actor.ID}}"],
                  ["system", "events", "--since", since, "--until", until, "-f", "type=container"],
                  ["events", "--since", "bogus"]):
         out = assert_same(engine, *args)
