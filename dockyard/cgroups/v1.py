@@ -9,7 +9,8 @@ On-disk tree (a group at cgroup path /dockyard/abc):
       cpuset/dockyard/abc/       cpuset.cpus and cpuset.mems, copied from the parent on create
       memory/ devices/ freezer/ blkio/ pids/ hugetlb/ net_cls/ net_prio/ perf_event/ rdma/ misc/
       systemd/dockyard/abc/      the name=systemd hierarchy: no controller, but engines join it
-      unified/                   the v2 mount of a hybrid host: not ours (see v2.py)
+      unified/dockyard/abc/      the v2 mount of a hybrid host: joined for membership only, as
+                                 runc does (0::/dockyard/abc in /proc/PID/cgroup); no resources
 
 A controller whose hierarchy is not mounted is skipped: its resources are
 ignored without an error, as runc does.  The group is the same directory
@@ -29,14 +30,14 @@ from .base import GroupManager
 # The hierarchies a group is made in, in the order runc sets them (cpuset
 # first: a task cannot join a cpuset group whose cpus are not set yet).
 CONTROLLERS = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "hugetlb", "net_cls",
-               "net_prio", "perf_event", "freezer", "rdma", "misc", "systemd")
+               "net_prio", "perf_event", "freezer", "rdma", "misc", "systemd", "unified")
 
 # Where to list a group's processes: hierarchies every engine puts them in.
 _PIDS_FROM = ("pids", "freezer", "devices", "memory", "cpu", "cpuacct", "cpuset", "blkio", "systemd")
 
 
 def hierarchies(root: str = V1_ROOT) -> dict:
-    """{controller: mount directory} for the v1 hierarchies under `root`."""
+    """{controller: mount directory} for the v1 hierarchies under `root` ("unified": a hybrid host's v2)."""
     found = {}
     try:
         entries = sorted(os.listdir(root))
@@ -48,6 +49,8 @@ def hierarchies(root: str = V1_ROOT) -> dict:
             continue
         for name in entry.split(","):
             name = name.removeprefix("name=")
+            if name == "unified" and not os.path.exists(os.path.join(mount, "cgroup.controllers")):
+                continue  # only a cgroup2 mount counts
             if name in CONTROLLERS and name not in found:
                 found[name] = mount
     return found

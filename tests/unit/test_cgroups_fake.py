@@ -129,7 +129,8 @@ def read(tmp_path, controller_path):
 def test_open_manager_picks_v1_on_hybrid_and_v2_on_pure_trees(tmp_path):
     fake_v1(tmp_path, create=False)
     fill(tmp_path / "unified", {"cgroup.controllers": ""})
-    assert isinstance(open_manager(GROUP, root=str(tmp_path)), V1Manager)
+    manager = open_manager(GROUP, root=str(tmp_path))
+    assert isinstance(manager, V1Manager) and "unified" in manager.mounts
     pure = tmp_path / "pure"
     fill(pure, {"cgroup.controllers": "memory"})
     assert isinstance(open_manager(GROUP, root=str(pure)), V2Manager)
@@ -156,11 +157,16 @@ def test_v1_finds_hierarchies_and_co_mounted_ones(tmp_path):
     os.symlink("cpu,cpuacct", tmp_path / "cpu")
     os.symlink("cpu,cpuacct", tmp_path / "cpuacct")
     fill(tmp_path / "memory", {})
-    fill(tmp_path / "unified", {"cgroup.controllers": ""})
+    fill(tmp_path / "elsewhere", {})
     m = V1Manager(GROUP, root=str(tmp_path))
     assert set(m.mounts) == {"cpu", "cpuacct", "memory"}
     assert m.procs_paths() == [str(tmp_path / "memory/dockyard/abc/cgroup.procs"),
                                str(tmp_path / "cpu/dockyard/abc/cgroup.procs")]
+    fill(tmp_path / "unified", {})  # not a cgroup2 mount
+    assert "unified" not in V1Manager(GROUP, root=str(tmp_path)).mounts
+    # a hybrid host's v2 mount is joined too, last, for membership only (as runc does)
+    fill(tmp_path / "unified", {"cgroup.controllers": ""})
+    assert V1Manager(GROUP, root=str(tmp_path)).procs_paths()[-1] == str(tmp_path / "unified/dockyard/abc/cgroup.procs")
 
 
 def test_v1_create_makes_every_hierarchy_and_copies_cpuset(tmp_path, rec):
