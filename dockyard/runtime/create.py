@@ -183,8 +183,8 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
                 raise EngineError("container init exited unexpectedly")
             kind = msg["t"]
             if kind == "hooks":
+                # prestart waits for `start` (see hooks).
                 state = hooks.state_for(container, "creating", init_pid)
-                hooks.run("prestart", hooks.chosen(spec, "prestart"), state)
                 hooks.run("createRuntime", hooks.chosen(spec, "createRuntime"), state)
                 channel.send("hooks-done")
             elif kind == "console":

@@ -42,7 +42,4 @@ def destroy(c: Container, log) -> None:
         log.warning(f"removing cgroup {c.record.get('cgroup')}: {err}")
     state = hooks.state_for(c, STOPPED, None)
     c.remove()
-    try:
-        hooks.run("poststop", hooks.chosen(config, "poststop"), state)
-    except hooks.HookError as err:
-        log.warning(str(err))
+    hooks.run("poststop", hooks.chosen(config, "poststop"), state, warn=log.warning)

@@ -8,7 +8,7 @@ import os
 from ..linux import proc as lproc
 from . import create, hooks
 from . import delete as deletemod
-from .start import start
+from .start import run_prestart, start
 from .state import RUNNING
 
 # Signals `run` passes on to the container instead of acting on them itself
@@ -26,15 +26,13 @@ def run(cid: str, opts: create.Options, detach: bool, log) -> int:
     lproc.set_child_subreaper()
     launched = create.launch(cid, opts, use_fifo=False)
     c = launched.container
+    run_prestart(c, launched.pid, log)  # on failure it has deleted the container itself
     try:
         launched.channel.send("start")
         launched.channel.close()
         poststart = hooks.chosen(c.config(), "poststart")
         if poststart:
-            try:
-                hooks.run("poststart", poststart, hooks.state_for(c, RUNNING, launched.pid))
-            except hooks.HookError as err:
-                log.warning(str(err))
+            hooks.run("poststart", poststart, hooks.state_for(c, RUNNING, launched.pid), warn=log.warning)
         return wait_foreground(launched.pid, launched.console_fd)
     finally:
         c.wait_gone(5.0)

@@ -9,13 +9,14 @@ import time
 
 from ..errors import Conflict
 from . import hooks
-from .state import RUNNING, Container
+from .state import CREATED, RUNNING, Container
 
 
 def start(root: str, cid: str, log) -> None:
     c = Container.load(root, cid)
     c.lock()
     c.check("start")
+    run_prestart(c, c.pid, log)
     try:
         fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
@@ -30,10 +31,25 @@ def start(root: str, cid: str, log) -> None:
     poststart = hooks.chosen(c.config(), "poststart")
     if poststart:
         _wait_exec(c.pid)
-        try:
-            hooks.run("poststart", poststart, hooks.state_for(c, RUNNING, c.pid))
-        except hooks.HookError as err:
-            log.warning(str(err))
+        hooks.run("poststart", poststart, hooks.state_for(c, RUNNING, c.pid), warn=log.warning)
+
+
+def run_prestart(c: Container, pid: int, log) -> None:
+    """The prestart hooks, before the program runs; if one fails the container is stopped and deleted."""
+    prestart = hooks.chosen(c.config(), "prestart")
+    if not prestart:
+        return
+    try:
+        hooks.run("prestart", prestart, hooks.state_for(c, CREATED, pid))
+    except hooks.HookError:
+        import signal
+
+        from .delete import destroy
+
+        c.cgroup().kill_all(signal.SIGKILL)
+        c.wait_gone()
+        destroy(c, log)
+        raise
 
 
 def _wait_exec(pid: int, timeout: float = 2.0) -> None:
