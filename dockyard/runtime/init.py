@@ -84,7 +84,7 @@ def container_init(cfg: InitConfig) -> None:
                 lproc.sethostname(spec["hostname"])
             if spec.get("domainname"):
                 lproc.setdomainname(spec["domainname"])
-        # The runtime runs prestart and createRuntime hooks now, in its own namespaces.
+        # The runtime runs createRuntime hooks now, in its own namespaces (prestart: in `start`).
         ch.send("hooks")
         ch.expect("hooks-done")
         hooks.run("createContainer", hooks.chosen(spec, "createContainer"), _hook_state(cfg, "creating", 1))

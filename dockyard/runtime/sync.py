@@ -16,7 +16,7 @@ Processes (for `create`; `exec` is the same without hooks and mounts):
     <--------- "pid" N -------  exit(0)
     reap C1                                                     mounts, devices
     <--------------------------------------------------------- "hooks"
-    prestart, createRuntime hooks
+    createRuntime hooks (prestart waits for `start`)
     send "hooks-done" -------------------------------------->  createContainer hooks,
                                                                 pivot_root, masked paths …
     <--------------------------------------------------------- "console" + pty master (SCM_RIGHTS)
