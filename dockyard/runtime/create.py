@@ -121,9 +121,10 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
     bundle = resolve_bundle(opts.bundle)
     spec = specmod.load(bundle)
     proc_spec = spec.get("process")
-    if proc_spec is None:
-        raise InvalidArgument("config.json: process is required to create a container")
-    terminal = bool(proc_spec.get("terminal"))
+    if proc_spec is None and not use_fifo:
+        raise InvalidArgument("config.json: process is required to run a container")
+    # Without a process `create` still works and `start` refuses (the spec; runc refuses `create`).
+    terminal = bool((proc_spec or {}).get("terminal"))
     if terminal and not opts.console_socket and use_fifo:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     if opts.console_socket and not terminal:
@@ -168,7 +169,7 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
             console=bool(terminal), state_for_hooks=container.oci_state("creating"),
             cgroup_dirs=cgroup_dirs(cgroup),
         )
-        process.preload(spec, proc_spec)
+        process.preload(spec, proc_spec or {})
         # A new cgroup namespace is rooted at its creator's cgroup: join early then.
         try:
             channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,

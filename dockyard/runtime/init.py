@@ -104,10 +104,13 @@ def container_init(cfg: InitConfig) -> None:
                 lproc.join_session_keyring()
             except OSError:
                 pass  # keyrings disabled (or no keyctl in a seccomp'd parent): runc carries on too
-        env = process.environment(proc_spec)
-        seccomp = linux.get("seccomp")
-        process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
-        program = process.lookup(proc_spec["args"][0], env)
+        if proc_spec is None:
+            env = program = None  # nothing to run: `start` will refuse and stop the container
+        else:
+            env = process.environment(proc_spec)
+            seccomp = linux.get("seccomp")
+            process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
+            program = process.lookup(proc_spec["args"][0], env)
     except BaseException as err:  # noqa: BLE001 - everything must reach the runtime as a message
         _exit_with(ch, describe(err))
         return
@@ -119,6 +122,8 @@ def container_init(cfg: InitConfig) -> None:
         else:
             ch.expect("start")
         ch.close()
+        if program is None:
+            os._exit(1)
         hooks.run("startContainer", hooks.chosen(spec, "startContainer"), _hook_state(cfg, "created", 1))
         process.execute(program, proc_spec["args"], env)
     except BaseException as err:  # noqa: BLE001

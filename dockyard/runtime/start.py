@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from ..errors import Conflict
+from ..errors import Conflict, InvalidArgument
 from . import hooks
 from .state import CREATED, RUNNING, Container
 
@@ -16,6 +16,12 @@ def start(root: str, cid: str, log) -> None:
     c = Container.load(root, cid)
     c.lock()
     c.check("start")
+    if c.config().get("process") is None:
+        import signal
+
+        c.cgroup().kill_all(signal.SIGKILL)
+        c.wait_gone()
+        raise InvalidArgument("cannot start a container without a process: config.json has none")
     run_prestart(c, c.pid, log)
     try:
         fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
