@@ -148,6 +148,9 @@ def prepare(spec: dict, rootfs: str, *, cgroupns: bool, userns: bool, cgroup_dir
     """Everything before pivot_root (see the module docstring)."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION_OPTIONS.get(linux.get("rootfsPropagation", ""), M.SLAVE | M.REC)
+    if propagation & M.UNBINDABLE:
+        # Unbindable now would forbid binding the rootfs below; finalize() applies it on the new root.
+        propagation = M.PRIVATE | M.REC
     lm.mount(None, "/", None, propagation)
     _make_parent_private(rootfs)
     lm.bind(rootfs, rootfs, recursive=True)
