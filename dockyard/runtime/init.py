@@ -104,12 +104,13 @@ def container_init(cfg: InitConfig) -> None:
                 lproc.join_session_keyring()
             except OSError:
                 pass  # keyrings disabled (or no keyctl in a seccomp'd parent): runc carries on too
+        late_filter = None
         if proc_spec is None:
             env = program = None  # nothing to run: `start` will refuse and stop the container
         else:
             env = process.environment(proc_spec)
             seccomp = linux.get("seccomp")
-            process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
+            late_filter = process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
             program = process.lookup(proc_spec["args"][0], env)
     except BaseException as err:  # noqa: BLE001 - everything must reach the runtime as a message
         _exit_with(ch, describe(err))
@@ -125,7 +126,7 @@ def container_init(cfg: InitConfig) -> None:
         if program is None:
             os._exit(1)
         hooks.run("startContainer", hooks.chosen(spec, "startContainer"), _hook_state(cfg, "created", 1))
-        process.execute(program, proc_spec["args"], env)
+        process.execute(program, proc_spec["args"], env, late_filter)
     except BaseException as err:  # noqa: BLE001
         import sys
 
@@ -176,10 +177,10 @@ def exec_init(cfg: InitConfig) -> None:
             setup_terminal(ch, proc_spec)
         env = process.environment(proc_spec)
         seccomp = (spec.get("linux") or {}).get("seccomp")
-        process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
+        late_filter = process.finalize(proc_spec, seccomp, cfg.preserve_fds or 0)
         program = process.lookup(proc_spec["args"][0], env)
         ch.send("ready")
         # The channel is close-on-exec: the runtime sees EOF when execve succeeded.
-        process.execute(program, proc_spec["args"], env)
+        process.execute(program, proc_spec["args"], env, late_filter)
     except BaseException as err:  # noqa: BLE001
         _exit_with(ch, describe(err), 255)

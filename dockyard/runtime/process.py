@@ -89,8 +89,16 @@ def environment(process: dict) -> list[str]:
     return env
 
 
-def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: tuple = ()) -> None:
-    """Turn this (root, fully privileged) process into the spec's process, short of execve."""
+def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: tuple = ()):
+    """Turn this (root, fully privileged) process into the spec's process, short of execve.
+
+    Returns the seccomp filter still to load, built now (so a bad profile is a
+    create-time error) and loaded by `execute()` right before execve: with
+    no_new_privs a filter needs no privilege, and loading it last means a
+    profile need not allow the runtime's own hand-shake syscalls.  Without
+    no_new_privs, loading needs CAP_SYS_ADMIN, so it happens here, before the
+    capabilities are dropped (as runc does).
+    """
     user = process.get("user") or {}
     capabilities = process.get("capabilities")
     nnp = bool(process.get("noNewPrivileges"))
@@ -106,8 +114,14 @@ def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: t
     set_oom_score_adj(process)
     if nnp:
         lproc.set_no_new_privs()
-    if seccomp is not None and not nnp:
-        load_seccomp(seccomp)
+    late_filter = None
+    if seccomp is not None:
+        from .seccomp import build
+
+        if nnp:
+            late_filter = build(seccomp)
+        else:
+            build(seccomp).load()
 
     cwd = process.get("cwd") or "/"
     chdir_done = _try_chdir(cwd)
@@ -129,8 +143,7 @@ def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: t
         if ambient:
             lcaps.set_ambient(lcaps.mask(ambient))
     os.umask(user["umask"] if "umask" in user else 0o022)
-    if seccomp is not None and nnp:
-        load_seccomp(seccomp)
+    return late_filter
 
 
 def _try_chdir(cwd: str) -> bool:
@@ -149,12 +162,6 @@ def preload(spec: dict, process: dict) -> None:
         from . import seccomp  # noqa: F401
     if (spec.get("hooks") or {}).get("startContainer"):
         import subprocess  # noqa: F401
-
-
-def load_seccomp(config: dict) -> None:
-    from .seccomp import build
-
-    build(config).load()
 
 
 def reset_signals() -> None:
@@ -176,6 +183,8 @@ def reset_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
-def execute(path: str, args: list[str], env: list[str]) -> None:
+def execute(path: str, args: list[str], env: list[str], seccomp_filter=None) -> None:
     reset_signals()
+    if seccomp_filter is not None:
+        seccomp_filter.load()
     os.execve(path, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
