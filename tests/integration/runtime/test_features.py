@@ -55,7 +55,7 @@ def test_join_namespace_by_path(rt, busybox_rootfs, tmp_path, cid):
         linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
         linux["namespaces"].append({"type": "network", "path": f"/run/netns/{netns}"})
         out = run_in(rt, tmp_path, busybox_rootfs, "readlink /proc/self/ns/net; ip link", cid, linux=linux)
-        expected = "net:[%d]" % os.stat(f"/run/netns/{netns}").st_ino
+        expected = f"net:[{os.stat(f'/run/netns/{netns}').st_ino}]"
         assert out.split()[0] == expected
         assert "dky7a" in out and "dky7b" in out
     finally:
