@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal  # not `signal`: its enums cost start-up time
 import os
-import signal
 
 from ..errors import EngineError
 from . import FROZEN
@@ -46,7 +46,7 @@ class GroupManager:
                 except ProcessLookupError:
                     pass
         finally:
-            if froze or (was_frozen and signum == signal.SIGKILL):
+            if froze or (was_frozen and signum == _signal.SIGKILL):
                 self.thaw()
         return pids
 

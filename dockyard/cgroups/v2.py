@@ -20,9 +20,9 @@ to the group (see devicefilter.py).
 
 from __future__ import annotations
 
+import _signal  # not `signal`: its enums cost start-up time
 import errno
 import os
-import signal
 
 from ..errors import EngineError, NotFound, NotSupported, Unavailable
 from . import FROZEN, THAWED, V1_ROOT, files, resources, stats
@@ -261,7 +261,7 @@ class V2Manager(GroupManager):
 
     def kill_all(self, signum: int) -> list[int]:
         """SIGKILL through cgroup.kill where the kernel has it (5.14): atomic, nothing escapes."""
-        if signum == signal.SIGKILL and files.has(self.dir, "cgroup.kill"):
+        if signum == _signal.SIGKILL and files.has(self.dir, "cgroup.kill"):
             pids = self.pids()
             files.write(self.dir, "cgroup.kill", "1")
             return pids

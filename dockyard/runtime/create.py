@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal  # not `signal`: its enums cost start-up time
 import os
-import signal
 
 from ..errors import EngineError, InvalidArgument, NotFound
 from ..linux import ns as lns
@@ -351,13 +351,13 @@ def _teardown(container: Container, cgroup, init_pid: int) -> None:
     """Undo a failed create: no process, cgroup or state may be left behind."""
     if init_pid:
         try:
-            os.kill(init_pid, signal.SIGKILL)
+            os.kill(init_pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
         container.wait_gone(5.0)
     if cgroup is not None:
         try:
-            cgroup.kill_all(signal.SIGKILL)
+            cgroup.kill_all(_signal.SIGKILL)
         except (OSError, EngineError):
             pass
         try:

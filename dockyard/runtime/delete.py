@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal  # not `signal`: its enums cost start-up time
 
 from ..errors import Conflict, NotFound
 from . import hooks
@@ -25,7 +25,7 @@ def delete(root: str, cid: str, force: bool, log) -> None:
         cgroup = c.cgroup()
         if status == PAUSED:
             cgroup.thaw()
-        cgroup.kill_all(signal.SIGKILL)
+        cgroup.kill_all(_signal.SIGKILL)
         c.wait_gone()
     destroy(c, log)
 

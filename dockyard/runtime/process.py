@@ -157,8 +157,9 @@ def _try_chdir(cwd: str) -> bool:
 def preload(spec: dict, process: dict) -> None:
     """Import now what the child needs after pivot_root, when the host's files are out of reach."""
     if (spec.get("linux") or {}).get("seccomp") is not None:
-        import pyseccomp  # noqa: F401
+        from ..linux import seccomp as lseccomp
 
+        lseccomp.library()  # dlopen now: the library file is out of reach after pivot_root
         from . import seccomp  # noqa: F401
     if (spec.get("hooks") or {}).get("startContainer"):
         import subprocess  # noqa: F401

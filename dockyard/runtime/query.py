@@ -57,17 +57,10 @@ def _owner(root: str) -> str:
 
 
 def libseccomp_version() -> str:
+    from ..linux import seccomp as lseccomp
+
     try:
-        import ctypes
-
-        lib = ctypes.CDLL("libseccomp.so.2")
-
-        class V(ctypes.Structure):
-            _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
-
-        lib.seccomp_version.restype = ctypes.POINTER(V)
-        v = lib.seccomp_version().contents
-        return f"{v.major}.{v.minor}.{v.micro}"
+        return lseccomp.version()
     except (OSError, AttributeError):
         return "unavailable"
 

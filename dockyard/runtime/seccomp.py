@@ -1,4 +1,4 @@
-"""OCI `linux.seccomp` -> a libseccomp filter (through the `pyseccomp` binding).
+"""OCI `linux.seccomp` -> a libseccomp filter (Debian's libseccomp2, see linux/seccomp.py).
 
 The filter is built and loaded in the container process itself, at the last
 moment runc would load it: before dropping capabilities when
@@ -9,6 +9,7 @@ right before execve otherwise.
 from __future__ import annotations
 
 from ..errors import InvalidArgument, NotSupported
+from ..linux import seccomp as ls
 
 ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
            "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
@@ -47,44 +48,43 @@ def validate(config: dict) -> None:
                 raise InvalidArgument(f"config.json: linux.seccomp.syscalls[{i}]: argument index must be 0-5")
 
 
-def _action(sc, name: str, errno_ret: int | None) -> int:
+def _action(name: str, errno_ret: int | None) -> int:
     if name == "SCMP_ACT_ERRNO":
-        return sc.ERRNO(EPERM if errno_ret is None else errno_ret)
+        return ls.errno_action(EPERM if errno_ret is None else errno_ret)
     if name == "SCMP_ACT_TRACE":
-        return sc.TRACE(EPERM if errno_ret is None else errno_ret)
+        return ls.trace_action(EPERM if errno_ret is None else errno_ret)
     return {
-        "SCMP_ACT_KILL": sc.KILL, "SCMP_ACT_KILL_THREAD": sc.KILL_THREAD, "SCMP_ACT_KILL_PROCESS": sc.KILL_PROCESS,
-        "SCMP_ACT_TRAP": sc.TRAP, "SCMP_ACT_ALLOW": sc.ALLOW, "SCMP_ACT_LOG": sc.LOG,
+        "SCMP_ACT_KILL": ls.KILL_THREAD, "SCMP_ACT_KILL_THREAD": ls.KILL_THREAD,
+        "SCMP_ACT_KILL_PROCESS": ls.KILL_PROCESS, "SCMP_ACT_TRAP": ls.TRAP, "SCMP_ACT_ALLOW": ls.ALLOW,
+        "SCMP_ACT_LOG": ls.LOG,
     }[name]
 
 
-def build(config: dict):
-    """A loaded-ready pyseccomp.SyscallFilter for an OCI seccomp section."""
-    import pyseccomp as sc
-
-    default = _action(sc, config["defaultAction"], config.get("defaultErrnoRet"))
-    flt = sc.SyscallFilter(default)
+def build(config: dict) -> ls.Filter:
+    """A ready-to-load filter for an OCI seccomp section (validated by `validate`)."""
+    default = _action(config["defaultAction"], config.get("defaultErrnoRet"))
+    flt = ls.Filter(default)
     # libseccomp sets no_new_privs on load unless told not to; the spec's
     # noNewPrivileges decides that, not the filter.
-    flt.set_attr(sc.Attr.CTL_NNP, 0)
+    flt.set_attr(ls.ATTR_CTL_NNP, 0)
     for flag in config.get("flags") or []:
-        attr = {"SECCOMP_FILTER_FLAG_TSYNC": sc.Attr.CTL_TSYNC, "SECCOMP_FILTER_FLAG_LOG": sc.Attr.CTL_LOG,
-                "SECCOMP_FILTER_FLAG_SPEC_ALLOW": sc.Attr.CTL_SSB}[flag]
+        attr = {"SECCOMP_FILTER_FLAG_TSYNC": ls.ATTR_CTL_TSYNC, "SECCOMP_FILTER_FLAG_LOG": ls.ATTR_CTL_LOG,
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ls.ATTR_CTL_SSB}[flag]
         flt.set_attr(attr, 1)
-    native = sc.system_arch()
+    native = flt.native_arch()
     for arch in config.get("architectures") or []:
-        value = getattr(sc.Arch, arch[len("SCMP_ARCH_"):])
+        value = ls.ARCHES[arch[len("SCMP_ARCH_"):]]
         if value != native:
             try:
                 flt.add_arch(value)
             except OSError:
                 pass  # an architecture this libseccomp or kernel cannot filter
     for rule in config.get("syscalls") or []:
-        action = _action(sc, rule["action"], rule.get("errnoRet"))
+        action = _action(rule["action"], rule.get("errnoRet"))
         if action == default:
             continue  # libseccomp refuses rules that repeat the default action
         args = rule.get("args") or []
-        conds = [sc.Arg(a["index"], OPERATORS[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
+        conds = [(a["index"], OPERATORS[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
         # Conditions on distinct arguments are ANDed in one rule; several on the same
         # argument mean "any of these values" (Docker's personality() rules), one rule each.
         if len({a["index"] for a in args}) == len(args):
@@ -92,9 +92,9 @@ def build(config: dict):
         else:
             groups = [[c] for c in conds]
         for name in rule.get("names") or ([rule["name"]] if rule.get("name") else []):
-            number = sc.resolve_syscall(sc.Arch.NATIVE, name)
-            if number == -1:
+            number = flt.resolve(name)
+            if number == ls.NR_ERROR:
                 continue  # a syscall this libseccomp does not know: runc skips it too
             for group in groups:
-                flt.add_rule(action, number, *group)
+                flt.add_rule(action, number, group)
     return flt

@@ -37,12 +37,13 @@ succeeded: the socket is close-on-exec).
 from __future__ import annotations
 
 import _socket
-import array
 import marshal
+import sys
 
 # `_socket` rather than `socket`: the wrapper module builds enums at import,
 # milliseconds every runtime call would pay.
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
+_INT = 4  # an fd in SCM_RIGHTS data is a C int (bytes here: `array` would import `collections`)
 
 
 class Channel:
@@ -62,22 +63,20 @@ class Channel:
 
     def send_fd(self, kind: str, fd: int, **fields) -> None:
         fields["t"] = kind
-        self.sock.sendmsg([marshal.dumps(fields)], [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", [fd]))])
+        self.sock.sendmsg([marshal.dumps(fields)], [(_SOL_SOCKET, _SCM_RIGHTS, fd.to_bytes(_INT, sys.byteorder))])
 
     def recv(self) -> tuple[dict | None, int]:
         """The next message and an fd sent with it (-1 if none); (None, -1) at EOF."""
-        fds = array.array("i")
         while True:
             try:
-                data, ancdata, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(fds.itemsize))
+                data, ancdata, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(_INT))
                 break
             except InterruptedError:
                 continue
         fd = -1
         for level, kind, payload in ancdata:
             if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-                fd = fds[0]
+                fd = int.from_bytes(payload[:_INT], sys.byteorder, signed=True)
         if not data:
             return None, fd
         return marshal.loads(data), fd
