@@ -152,8 +152,6 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
 
         cgroup_path = linux.get("cgroupsPath") or default_cgroup_path(cid)
         cgroup = open_manager(cgroup_path, systemd=bool(opts.systemd_cgroup))
-        cgroup.create()
-        cgroup.apply(cgroup_resources(spec))
         container.record = {
             "ociVersion": spec.get("ociVersion", specmod.OCI_VERSION),
             "pid": 0, "pid_start": None, "bundle": bundle, "rootfs": spec["root"]["path"],
@@ -167,13 +165,11 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
             fifo=init.open_fifo(container.fifo) if use_fifo else None, no_pivot=bool(opts.no_pivot),
             no_new_keyring=bool(opts.no_new_keyring), preserve_fds=_preserved(opts.preserve_fds),
             console=bool(terminal), state_for_hooks=container.oci_state("creating"),
-            cgroup_dirs=cgroup_dirs(cgroup),
         )
         process.preload(spec, proc_spec or {})
-        # A new cgroup namespace is rooted at its creator's cgroup: join early then.
         try:
             channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,
-                                       early_cgroup="cgroup" in namespaces)
+                                       resources=cgroup_resources(spec))
         finally:
             for fd in cfg.fifo or ():
                 os.close(fd)  # the init holds its own copies
@@ -231,18 +227,28 @@ def cgroup_dirs(cgroup) -> dict:
     return out
 
 
-def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, early_cgroup: bool = True
+def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, resources: dict | None = None
            ) -> tuple[Channel, int]:
     """Fork the bridge, walk it through the namespaces, and return the target's host pid.
 
-    With `early_cgroup` the bridge joins the cgroup before anything is forked
-    from it (a new cgroup namespace is rooted where its creator is).
-    Otherwise the target is moved in once its pid is known, while it works
-    on its mounts: the first cgroup migration waits for an RCU grace period
-    (about 10 ms here), and that wait then overlaps useful work.  The target
-    must not exec before the runtime's next message (it waits for
-    "hooks-done").
+    With `resources` (a container's init), the cgroup is created and set up
+    here and announced to the init with a "cgroups" message carrying its
+    directories (the init mounts them at /sys/fs/cgroup).  Unless the
+    container gets a new cgroup namespace (rooted where its creator is, so
+    the bridge must be in the group before it unshares), that work overlaps
+    the init's own: the bridge is let go first, the group is made while the
+    init mounts, and the init is moved in once its pid is known.  The first
+    cgroup migration after a quiet spell waits for an RCU grace period; see
+    `prime_cgroup_migration`.  The init does not exec before the runtime's
+    later "hooks-done".
+
+    Without `resources` (exec), the bridge joins the existing group before
+    it forks, so the process starts inside it.
     """
+    early = resources is None or "cgroup" in namespaces
+    if resources is not None and early:
+        cgroup.create()
+        cgroup.apply(resources)
     parent, child = Channel.pair()
     bridge = os.fork()
     if bridge == 0:
@@ -250,9 +256,12 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, early_cgr
         _bridge(child, spec, namespaces, cfg, target)  # never returns
     child.close()
     try:
-        if cgroup is not None and early_cgroup:
+        if early:
             cgroup.add(bridge)
         parent.send("go")
+        if not early:
+            cgroup.create()
+            cgroup.apply(resources)
         while True:
             msg, _ = parent.recv()
             if msg is None:
@@ -262,11 +271,13 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, early_cgr
                 parent.send("mapped")
             elif msg["t"] == "pid":
                 init_pid = msg["pid"]
-                if cgroup is not None and not early_cgroup:
+                if not early:
                     cgroup.add(init_pid)
                 break
             elif msg["t"] == "error":
                 raise ChildError(msg["msg"])
+        if resources is not None:
+            parent.send("cgroups", dirs=cgroup_dirs(cgroup))
     finally:
         _reap(bridge)
     return parent, init_pid

@@ -28,6 +28,12 @@ class InitConfig:
     __slots__ = ("spec", "process", "rootfs", "channel", "namespaces", "fifo", "no_pivot", "no_new_keyring",
                  "preserve_fds", "console", "state_for_hooks", "cgroup_dirs")
 
+    def cgroups(self) -> dict:
+        """The container's cgroup directories, from the runtime's "cgroups" message (read once)."""
+        if self.cgroup_dirs is None:
+            self.cgroup_dirs = self.channel.expect("cgroups")["dirs"]
+        return self.cgroup_dirs
+
     def __init__(self, **kw):
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
@@ -78,12 +84,13 @@ def container_init(cfg: InitConfig) -> None:
         fifo_fds = cfg.fifo  # (read end, write end) from the runtime, or None
         if "mount" in ns:
             rootfs.prepare(spec, cfg.rootfs, cgroupns="cgroup" in ns, userns="user" in ns,
-                           cgroup_dirs=cfg.cgroup_dirs or {})
+                           cgroup_dirs=cfg.cgroups)
         if "uts" in ns:
             if spec.get("hostname"):
                 lproc.sethostname(spec["hostname"])
             if spec.get("domainname"):
                 lproc.setdomainname(spec["domainname"])
+        cfg.cgroups()  # the runtime has moved us into our cgroup once it says where it is
         # The runtime runs createRuntime hooks now, in its own namespaces (prestart: in `start`).
         ch.send("hooks")
         ch.expect("hooks-done")

@@ -144,8 +144,13 @@ def _make_mountpoint(dest: str, source_is_dir: bool) -> None:
 
 # -- prepare -------------------------------------------------------------------
 
-def prepare(spec: dict, rootfs: str, *, cgroupns: bool, userns: bool, cgroup_dirs: dict) -> None:
-    """Everything before pivot_root (see the module docstring)."""
+def prepare(spec: dict, rootfs: str, *, cgroupns: bool, userns: bool, cgroup_dirs) -> None:
+    """Everything before pivot_root (see the module docstring).
+
+    `cgroup_dirs()` gives the container's cgroup directories; it may wait for
+    the runtime to finish making them, so it is only called when a cgroup
+    mount needs them.
+    """
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION_OPTIONS.get(linux.get("rootfsPropagation", ""), M.SLAVE | M.REC)
     if propagation & M.UNBINDABLE:
@@ -188,7 +193,7 @@ def _make_parent_private(rootfs: str) -> None:
         lm.mount(None, best, None, M.PRIVATE)
 
 
-def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs: dict) -> None:
+def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs) -> None:
     opts = MountOptions(m.get("options") or [])
     kind = m.get("type") or ""
     source = m.get("source") or kind or "none"
@@ -196,7 +201,7 @@ def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs: dict) -> N
     if kind == "bind":
         opts.flags |= M.BIND
     if kind == "cgroup" or kind == "cgroup2":
-        _mount_cgroup(dest, opts, cgroupns, cgroup_dirs)
+        _mount_cgroup(dest, opts, cgroupns, cgroup_dirs())
     elif opts.is_bind:
         try:
             st = os.stat(source)

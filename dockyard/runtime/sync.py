@@ -58,8 +58,14 @@ class Channel:
         return cls(a), cls(b)
 
     def send(self, kind: str, **fields) -> None:
+        """Send one message.  A peer that is gone is not an error here: it left its
+        reason (an "error" message) or EOF in the channel, and the protocol's next
+        step is always a `recv` that reports it."""
         fields["t"] = kind
-        self.sock.sendall(marshal.dumps(fields))
+        try:
+            self.sock.sendall(marshal.dumps(fields))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def send_fd(self, kind: str, fd: int, **fields) -> None:
         fields["t"] = kind
