@@ -99,11 +99,7 @@ class Terminal:
     def finish(self, timeout: float = 20.0) -> tuple[int, bytes]:
         """Read to EOF and reap: (exit status, everything the terminal showed)."""
         self._drain(timeout)
-        try:
-            status = self.proc.wait(timeout)
-        finally:
-            os.close(self.master)
-        return status, self.output
+        return self.proc.wait(timeout), self.output
 
     def _drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -122,9 +118,13 @@ class Terminal:
         raise AssertionError(f"terminal still open after {timeout}s: {self.output!r}")
 
     def kill(self) -> None:
+        """Make sure the command is gone and the pty closed (after finish(), or when a test failed)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
 
 
 def converse(argv: list[str], env: dict, line: bytes, **size) -> tuple[int, bytes]:
