@@ -18,22 +18,28 @@ TEST_DEBS := runc podman docker.io skopeo umoci docker-registry curl
 demo: install
 	./demo/demo.sh
 
-test: install test-deps
-	$(PY) -m pip install -q -e '.[test]'
+test: test-deps $(VENV)/.installed-test install
 	$(VENV)/bin/ruff check dockyard tests bench
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider tests
 
+# `install` runs after any pip install: pip rewrites the console scripts,
+# and write-launchers replaces two of them with lean ones.
 install: deps $(VENV)/.installed
 	@# Bytecode ahead of time: every command pays its imports, and with
 	@# PYTHONDONTWRITEBYTECODE set nothing would ever be cached.
 	@$(PY) -m compileall -q dockyard >/dev/null
+	@$(PY) scripts/write-launchers.py
 	@for s in $(SCRIPTS); do ln -sf "$(CURDIR)/$(VENV)/bin/$$s" "$(BIN)/$$s"; done
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 deps:
@@ -46,8 +52,7 @@ lint:
 	$(VENV)/bin/ruff check dockyard tests bench
 	$(VENV)/bin/lint-imports
 
-bench: install test-deps
-	$(PY) -m pip install -q -e '.[test]'
+bench: test-deps $(VENV)/.installed-test install
 	$(PY) bench/run.py
 
 clean:
