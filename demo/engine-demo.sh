@@ -11,12 +11,13 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 cd "$(dirname "$0")/.."
+. demo/lib.sh
 BIN="$PWD/.venv/bin"
 DOCKYARD="$BIN/dockyard"
 SOCK=/run/dockyard.sock
 PIDFILE=/run/dockyard.pid
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
 dockyard() { step "dockyard $*"; "$DOCKYARD" "$@"; }
 
 work=$(mktemp -d)
@@ -33,15 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A root filesystem: bin/busybox, one link per applet, etc/passwd and etc/group.
-busybox=$(command -v busybox)
-mkdir -p "$work/rootfs"/{bin,etc,proc,sys,dev,tmp,root}
-cp "$busybox" "$work/rootfs/bin/busybox"
-for applet in $("$busybox" --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$work/rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' > "$work/rootfs/etc/passwd"
-printf 'root:x:0:\nnobody:x:65534:\n' > "$work/rootfs/etc/group"
+make_busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" --numeric-owner -cf "$work/busybox.tar" .
 
 echo "== Part 2: the engine (dockyardd) and its images, through the dockyard CLI"
