@@ -51,14 +51,15 @@ def remove_tree(path: str) -> None:
     assert not leaked, f"mounts left below {path}: {leaked}"
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+def wait_for(predicate, timeout: float = 10.0, what="condition"):
+    """Poll `predicate` until it is true; `what` (a string, or a callable giving one) names it on timeout."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(0.05)
 
 
@@ -243,8 +244,14 @@ def check_run_rm(m: Manager, tmp_path) -> str:
                             env=m.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
+        def running() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"run exited {proc.returncode} early: {proc.stderr.read()}")
+            return m.running(cid)
+
         cid = wait_for(lambda: cidfile.exists() and cidfile.read_text().strip(), what="the cid file")
-        wait_for(lambda: m.running(cid), what="our runtime to report it running")
+        wait_for(running, timeout=30,
+                 what=lambda: f"our runtime to report {cid} running: {m.runtime('state', cid).stderr!r}")
         assert cgroup_of(m.runtime.state(cid)["pid"]) == m.container_cgroup(cid)
         (sync / "go").touch()
         out, err = proc.communicate(timeout=30)
