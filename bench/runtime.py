@@ -52,10 +52,10 @@ def timed(argv: list[str], cwd: str) -> float:
     return elapsed
 
 
-def resident_after_start(work: str) -> list[str]:
+def resident_after_start(roots: str) -> list[str]:
     """Processes of the runtime left once `create` and `start` have returned."""
-    bundle = make_bundle(os.path.join(work, "resident"), ["sleep", "30"])
-    root = os.path.join(work, "root-resident")
+    bundle = make_bundle(os.path.join(roots, "resident-bundle"), ["sleep", "30"])
+    root = os.path.join(roots, "root-resident")
     run = [RUNTIME, "--root", root]
     subprocess.run(run + ["create", "--bundle", bundle, "resident"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(run + ["start", "resident"], check=True)
@@ -88,18 +88,21 @@ def main() -> int:
     args = parser.parse_args()
     runc = shutil.which("runc")
     work = tempfile.mkdtemp(prefix="dockyard-bench-runtime-")
+    # State roots on tmpfs, where both runtimes keep them by default (/run/runc,
+    # /run/dockyard-runtime): runc syncs its state file, which costs on a disk.
+    roots = tempfile.mkdtemp(prefix="dockyard-bench-runtime-", dir="/run")
     try:
         ours_bundle = make_bundle(os.path.join(work, "ours"), ["true"])
         runc_bundle = make_bundle(os.path.join(work, "runc"), ["true"])
         ours, theirs = [], []
         for i in range(args.runs):
-            ours.append(timed([RUNTIME, "--root", os.path.join(work, "root-ours"), "run", f"b{i}"], ours_bundle))
+            ours.append(timed([RUNTIME, "--root", os.path.join(roots, "ours"), "run", f"b{i}"], ours_bundle))
             if runc:
-                theirs.append(timed([runc, "--root", os.path.join(work, "root-runc"), "run", f"b{i}"],
-                                    runc_bundle))
-        leftovers = resident_after_start(work)
+                theirs.append(timed([runc, "--root", os.path.join(roots, "runc"), "run", f"b{i}"], runc_bundle))
+        leftovers = resident_after_start(roots)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(roots, ignore_errors=True)
     result = {"runs": args.runs, "dockyard_run_ms": statistics.median(ours) * 1000}
     if theirs:
         result["runc_run_ms"] = statistics.median(theirs) * 1000

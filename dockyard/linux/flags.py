@@ -95,13 +95,13 @@ def names(kind: type, value: int) -> str:
     if not value:
         return "0"
     parts, rest = [], value
-    for name, bit in sorted(_members(kind), key=lambda m: -m[1]):
+    for name, bit in sorted(_members(kind), key=lambda m: m[1]):
         if bit and value & bit == bit and rest & bit:
             parts.append(kind.PREFIX + name)
             rest &= ~bit
     if rest:
         parts.append(hex(rest))
-    return "|".join(reversed(parts))
+    return "|".join(parts)
 
 
 def name(kind: type, value: int) -> str:

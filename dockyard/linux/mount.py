@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 
-from .flags import MountFlag, UmountFlag, names
+from .flags import MountFlag, UmountFlag
 from .syscall import SyscallError, call, cstr, libc, raw
 
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -15,11 +15,11 @@ libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
           data: str | None = None) -> None:
     call("mount", libc.mount, cstr(source), cstr(target), cstr(fstype), int(flags), cstr(data),
-         shown=(source, target, fstype, data), flags=names(MountFlag, flags))
+         shown=(source, target, fstype, data), flags=(MountFlag, flags))
 
 
 def umount(target: str, flags: int = 0) -> None:
-    call("umount2", libc.umount2, cstr(target), int(flags), shown=(target,), flags=names(UmountFlag, flags))
+    call("umount2", libc.umount2, cstr(target), int(flags), shown=(target,), flags=(UmountFlag, flags))
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .flags import CloneFlag, names
+from .flags import CloneFlag
 from .syscall import call, libc
 
 # The order in which a process must join or create namespaces: the user
@@ -31,12 +31,12 @@ KIND_PROC = {
 
 
 def unshare(flags: int) -> None:
-    call("unshare", libc.unshare, flags, shown=(), flags=names(CloneFlag, flags))
+    call("unshare", libc.unshare, flags, shown=(), flags=(CloneFlag, flags))
 
 
 def setns(fd: int, kind: int = 0, path: str = "") -> None:
     """Join the namespace open at `fd`; `path` only names it in errors."""
-    call("setns", libc.setns, fd, kind, shown=(path or fd,), flags=names(CloneFlag, kind))
+    call("setns", libc.setns, fd, kind, shown=(path or fd,), flags=(CloneFlag, kind))
 
 
 def join(path: str, kind: int = 0) -> None:

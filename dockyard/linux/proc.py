@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 
 from .flags import Prctl, name
-from .syscall import call, cstr, libc, raw
+from .syscall import SyscallError, call, cstr, libc, raw
 
 libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
 libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
@@ -16,7 +16,10 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return call("prctl", libc.prctl, option, arg2, arg3, arg4, arg5, shown=(name(Prctl, option), arg2, arg3))
+    try:
+        return call("prctl", libc.prctl, option, arg2, arg3, arg4, arg5, shown=(option, arg2, arg3))
+    except SyscallError as err:
+        raise SyscallError("prctl", (name(Prctl, option), arg2, arg3), err.errno) from None
 
 
 def set_child_subreaper() -> None:

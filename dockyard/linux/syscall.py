@@ -28,7 +28,11 @@ class SyscallError(OSError):
     `err.errno == errno.ENOENT` as with any other OS error.
     """
 
-    def __init__(self, call: str, args: tuple = (), err: int = 0, flags: str = ""):
+    def __init__(self, call: str, args: tuple = (), err: int = 0, flags=""):
+        if isinstance(flags, tuple):  # (flag class, value): named only now that it failed
+            from .flags import names
+
+            flags = names(*flags)
         self.call = call
         self.call_args = args
         self.flag_names = flags
@@ -54,8 +58,13 @@ def _encode(value):
     return value
 
 
-def call(name: str, fn, *args, shown: tuple | None = None, flags: str = "") -> int:
-    """Run one libc function, retry on EINTR, raise SyscallError on -1."""
+def call(name: str, fn, *args, shown: tuple | None = None, flags="") -> int:
+    """Run one libc function, retry on EINTR, raise SyscallError on -1.
+
+    `flags` names the flags for the error: a string, or a (flag class, value)
+    pair that is only turned into names if the call fails (naming costs more
+    than the syscall, and mounts are made by the dozen).
+    """
     while True:
         ret = fn(*args)
         if ret != -1:
@@ -65,7 +74,7 @@ def call(name: str, fn, *args, shown: tuple | None = None, flags: str = "") -> i
             raise SyscallError(name, shown if shown is not None else args, err, flags)
 
 
-def raw(name: str, *args, shown: tuple | None = None, flags: str = "") -> int:
+def raw(name: str, *args, shown: tuple | None = None, flags="") -> int:
     """Run a raw syscall by name (see `NR`), retry on EINTR, raise on failure."""
     try:
         number = NR[name]

@@ -141,17 +141,16 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
     if "mount" not in namespaces and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
         raise InvalidArgument("unable to restrict sys entries without a private MNT namespace")
 
+    cgroup_path = linux.get("cgroupsPath") or default_cgroup_path(cid)
+    cgroup = CgroupSetup(cgroup_path, bool(opts.systemd_cgroup), cgroup_resources(spec))
+    if opts.systemd_cgroup:
+        cgroup.open()  # refused on a host without systemd: say so before anything exists
     container = Container.claim(opts.root, cid)
-    cgroup = None
     init_pid = 0
     channel = None
     console_fd = -1
     try:
         write_atomic(os.path.join(container.dir, "config.json"), _dumps(spec))
-        from ..cgroups import open_manager
-
-        cgroup_path = linux.get("cgroupsPath") or default_cgroup_path(cid)
-        cgroup = open_manager(cgroup_path, systemd=bool(opts.systemd_cgroup))
         container.record = {
             "ociVersion": spec.get("ociVersion", specmod.OCI_VERSION),
             "pid": 0, "pid_start": None, "bundle": bundle, "rootfs": spec["root"]["path"],
@@ -168,8 +167,7 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
         )
         process.preload(spec, proc_spec or {})
         try:
-            channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts,
-                                       resources=cgroup_resources(spec))
+            channel, init_pid = _spawn(spec, namespaces, cgroup, cfg, init.container_init, opts)
         finally:
             for fd in cfg.fifo or ():
                 os.close(fd)  # the init holds its own copies
@@ -203,7 +201,7 @@ def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
     except BaseException:
         if console_fd >= 0:
             os.close(console_fd)
-        _teardown(container, cgroup, init_pid)
+        _teardown(container, cgroup.manager, init_pid)
         raise
     return Launched(container, init_pid, channel, console_fd)
 
@@ -227,11 +225,40 @@ def cgroup_dirs(cgroup) -> dict:
     return out
 
 
-def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, resources: dict | None = None
-           ) -> tuple[Channel, int]:
+class CgroupSetup:
+    """A container's cgroup as `_spawn` sets it up.
+
+    The manager is opened on first use, so that its import and the scan of
+    the hierarchies can overlap the init's own work; `resources` is None for
+    a group that already exists (exec).
+    """
+
+    __slots__ = ("path", "systemd", "resources", "manager")
+
+    def __init__(self, path: str = "", systemd: bool = False, resources: dict | None = None, manager=None):
+        self.path = path
+        self.systemd = systemd
+        self.resources = resources
+        self.manager = manager
+
+    def open(self):
+        if self.manager is None:
+            from ..cgroups import open_manager
+
+            self.manager = open_manager(self.path, systemd=self.systemd)
+        return self.manager
+
+    def make(self):
+        manager = self.open()
+        manager.create()
+        manager.apply(self.resources)
+        return manager
+
+
+def _spawn(spec: dict, namespaces: dict, cgroup: CgroupSetup, cfg, target, opts) -> tuple[Channel, int]:
     """Fork the bridge, walk it through the namespaces, and return the target's host pid.
 
-    With `resources` (a container's init), the cgroup is created and set up
+    With `cgroup.resources` (a container's init), the cgroup is created and set up
     here and announced to the init with a "cgroups" message carrying its
     directories (the init mounts them at /sys/fs/cgroup).  Unless the
     container gets a new cgroup namespace (rooted where its creator is, so
@@ -245,10 +272,10 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, resources
     Without `resources` (exec), the bridge joins the existing group before
     it forks, so the process starts inside it.
     """
+    resources = cgroup.resources
     early = resources is None or "cgroup" in namespaces
     if resources is not None and early:
-        cgroup.create()
-        cgroup.apply(resources)
+        cgroup.make()
     parent, child = Channel.pair()
     bridge = os.fork()
     if bridge == 0:
@@ -257,11 +284,10 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, resources
     child.close()
     try:
         if early:
-            cgroup.add(bridge)
+            cgroup.open().add(bridge)
         parent.send("go")
         if not early:
-            cgroup.create()
-            cgroup.apply(resources)
+            cgroup.make()
         while True:
             msg, _ = parent.recv()
             if msg is None:
@@ -272,12 +298,12 @@ def _spawn(spec: dict, namespaces: dict, cgroup, cfg, target, opts, *, resources
             elif msg["t"] == "pid":
                 init_pid = msg["pid"]
                 if not early:
-                    cgroup.add(init_pid)
+                    cgroup.manager.add(init_pid)
                 break
             elif msg["t"] == "error":
                 raise ChildError(msg["msg"])
         if resources is not None:
-            parent.send("cgroups", dirs=cgroup_dirs(cgroup))
+            parent.send("cgroups", dirs=cgroup_dirs(cgroup.manager))
     finally:
         _reap(bridge)
     return parent, init_pid

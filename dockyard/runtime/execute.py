@@ -88,7 +88,8 @@ def execute(root: str, cid: str, opts: ExecOptions) -> int:
     process.preload(config, proc)
     if not opts.detach:
         lproc.set_child_subreaper()
-    channel, exec_pid = create._spawn(config, namespaces, c.cgroup(), cfg, init.exec_init, opts)
+    channel, exec_pid = create._spawn(config, namespaces, create.CgroupSetup(manager=c.cgroup()), cfg,
+                                      init.exec_init, opts)
     console_fd = -1
     try:
         while True:
