@@ -27,10 +27,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from dockyard.runtime.spec import default_spec  # noqa: E402
 from tests.support.busybox import make_rootfs  # noqa: E402
 from tests.support.runtime import RUNTIME  # noqa: E402
-
-from dockyard.runtime.spec import default_spec  # noqa: E402
 
 
 def make_bundle(path: str, args: list[str]) -> str:
