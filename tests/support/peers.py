@@ -322,7 +322,15 @@ def check_terminal(m: Manager) -> None:
 
 
 def check_pause_unpause(m: Manager) -> None:
-    cid = m.start_container("sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done")
+    # The counter is replaced by rename, so a reader never sees it half written.
+    cid = m.start_container("sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/m; mv /tmp/m /tmp/n; "
+                                        "sleep 0.02; done")
+
+    def count() -> int:
+        out = m("exec", cid, "cat", "/tmp/n", check=False).stdout.strip()
+        return int(out) if out.isdigit() else 0
+
+    wait_for(count, what="the loop to start")
     cgroup = m.container_cgroup(cid)
     m("pause", cid)
     assert freezer_state(cgroup) == "FROZEN"
@@ -332,8 +340,8 @@ def check_pause_unpause(m: Manager) -> None:
     m("unpause", cid)
     assert freezer_state(cgroup) == "THAWED"
     assert m.runtime.state(cid)["status"] == "running"
-    first = int(m("exec", cid, "cat", "/tmp/n").stdout)
-    wait_for(lambda: int(m("exec", cid, "cat", "/tmp/n").stdout) > first, what="the loop to go on")
+    first = count()
+    wait_for(lambda: count() > first, what="the loop to go on")
     m("rm", "-f", cid)
 
 
