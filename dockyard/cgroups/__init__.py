@@ -53,6 +53,36 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def prime_migration() -> int:
+    """Start the kernel's cgroup-migration fast path now; returns a pid to reap later (0: none).
+
+    The first process moved into a cgroup after a quiet spell waits for an
+    RCU grace period (5-20 ms here: the kernel switches a global rwsem to its
+    writer-friendly mode), and it holds the cgroup mutex while it waits, so
+    even creating a group waits with it.  A throwaway child that rewrites its
+    own cgroup.procs entry (a no-op move) starts that wait at once; a caller
+    that does this before its imports gets its container's moves for free.
+    """
+    try:
+        with open("/proc/self/cgroup", "rb") as f:
+            first = f.readline().decode().rstrip("\n").split(":", 2)
+    except OSError:
+        return 0
+    if len(first) != 3:
+        return 0
+    controller = first[1].split(",")[0].removeprefix("name=")
+    procs = f"{V1_ROOT}/{controller}{first[2]}/cgroup.procs" if controller else f"{V1_ROOT}{first[2]}/cgroup.procs"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")  # "0": the writing process itself
+        except OSError:
+            pass
+        os._exit(0)
+    return pid
+
+
 def mode(root: str = V1_ROOT) -> str:
     """'v2' when `root` is a pure cgroup2 mount, 'v1' otherwise (hybrid counts as v1)."""
     if os.path.exists(os.path.join(root, "cgroup.controllers")):

@@ -77,47 +77,8 @@ def default_cgroup_path(cid: str) -> str:
     return "/" + cid
 
 
-def prime_cgroup_migration() -> int:
-    """Start the kernel's cgroup-migration fast path now; returns a pid to reap later.
-
-    The first process moved into a cgroup after a quiet spell waits for an
-    RCU grace period (5-20 ms here: the kernel switches a global rwsem to its
-    writer-friendly mode).  A throwaway child that rewrites its own
-    cgroup.procs entry (a no-op move) pays that wait while we parse the spec
-    and fork; the container's real move a few milliseconds later is then fast.
-    """
-    try:
-        with open("/proc/self/cgroup", "rb") as f:
-            first = f.readline().decode().rstrip("\n").split(":", 2)
-    except OSError:
-        return 0
-    if len(first) != 3:
-        return 0
-    controllers = first[1].split(",")[0].removeprefix("name=")
-    procs = f"/sys/fs/cgroup/{controllers}{first[2]}/cgroup.procs" if controllers else \
-        f"/sys/fs/cgroup{first[2]}/cgroup.procs"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b"0")  # "0" means the writing process itself
-        except OSError:
-            pass
-        os._exit(0)
-    return pid
-
-
 def launch(cid: str, opts: Options, *, use_fifo: bool) -> Launched:
     """Set a container up and leave its init waiting to be started (see `sync`)."""
-    primer = prime_cgroup_migration()
-    try:
-        return _launch(cid, opts, use_fifo)
-    finally:
-        if primer:
-            _reap(primer)
-
-
-def _launch(cid: str, opts: Options, use_fifo: bool) -> Launched:
     bundle = resolve_bundle(opts.bundle)
     spec = specmod.load(bundle)
     proc_spec = spec.get("process")
@@ -266,7 +227,7 @@ def _spawn(spec: dict, namespaces: dict, cgroup: CgroupSetup, cfg, target, opts)
     the init's own: the bridge is let go first, the group is made while the
     init mounts, and the init is moved in once its pid is known.  The first
     cgroup migration after a quiet spell waits for an RCU grace period; see
-    `prime_cgroup_migration`.  The init does not exec before the runtime's
+    `cgroups.prime_migration`, which the command line starts first thing.  The init does not exec before the runtime's
     later "hooks-done".
 
     Without `resources` (exec), the bridge joins the existing group before
