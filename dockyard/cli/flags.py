@@ -46,10 +46,16 @@ class UsageError(Exception):
 
 
 class Flag:
-    __slots__ = ("long", "short", "kind", "help", "metavar", "default")
+    """One flag. `check` turns a value into what the command gets (raising ValueError with
+    pflag's reason, as docker's typed flags do: `-m 64x` -> "invalid suffix: 'x'");
+    `shown_default` is the "(default ...)" pflag appends to the help; `hidden` flags
+    parse but are not listed (docker's deprecated spellings such as `--net`)."""
+
+    __slots__ = ("long", "short", "kind", "help", "metavar", "default", "check", "shown_default", "hidden")
 
     def __init__(self, long: str, short: str = "", kind: str = BOOL, help: str = "",
-                 metavar: str | None = None, default: Any = None):
+                 metavar: str | None = None, default: Any = None, check: Callable[[str], Any] | None = None,
+                 shown_default: str = "", hidden: bool = False):
         self.long = long
         self.short = short
         self.kind = kind
@@ -59,6 +65,9 @@ class Flag:
         if default is None:
             default = {BOOL: False, STRING: "", LIST: None, INT: 0}[kind]
         self.default = default
+        self.check = check
+        self.shown_default = shown_default
+        self.hidden = hidden
 
     @property
     def key(self) -> str:
@@ -69,11 +78,11 @@ class Command:
     """One command: `path` like ("image", "ls"), with its flags, arity and handler."""
 
     __slots__ = ("path", "usage", "short", "aliases", "flags", "min_args", "max_args", "run",
-                 "interspersed", "arity_footer")
+                 "interspersed", "arity_footer", "long_help")
 
     def __init__(self, path: tuple[str, ...], usage: str, short: str, flags: list[Flag],
                  run: Callable[..., int | None], min_args: int = 0, max_args: int | None = None,
-                 aliases: tuple[str, ...] = (), interspersed: bool = True):
+                 aliases: tuple[str, ...] = (), interspersed: bool = True, long_help: str = ""):
         self.path = path
         self.usage = usage
         self.short = short
@@ -83,6 +92,8 @@ class Command:
         self.max_args = max_args
         self.aliases = aliases
         self.interspersed = interspersed
+        # Printed instead of `short` by --help, where docker has a longer text (cp).
+        self.long_help = long_help
 
     def full_name(self) -> str:
         return " ".join((PROG, *self.path))
@@ -105,25 +116,34 @@ class Command:
         return None
 
     def parse(self, argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-        """-> (options by flag key, positional arguments). Raises UsageError; `--help` -> HelpRequested."""
+        """-> (options by flag key, positional arguments). Raises UsageError; `--help` -> HelpRequested.
+
+        The key "_set" holds the keys of the flags given on the command line
+        (docker treats some flags differently when given, even with their default).
+        """
         opts: dict[str, Any] = {}
         for flag in self.flags:
             opts[flag.key] = [] if flag.kind == LIST else flag.default
+        given: set[str] = set()
+        opts["_set"] = given
         args: list[str] = []
         i = 0
+        # `run -h` is --hostname: -h asks for help only where no flag owns the letter.
+        help_short = self._by_short("h") is None
         while i < len(argv):
             arg = argv[i]
             i += 1
             if arg == "--":
                 args.extend(argv[i:])
                 break
-            if arg in ("--help", "-h"):
+            if arg == "--help" or (arg == "-h" and help_short):
                 raise HelpRequested(self)
             if arg.startswith("--") and len(arg) > 2:
                 name, eq, value = arg[2:].partition("=")
                 flag = self._by_long(name)
                 if flag is None:
                     raise UsageError(f"unknown flag: --{name}", self)
+                given.add(flag.key)
                 if flag.kind == BOOL:
                     opts[flag.key] = self._bool(flag, value) if eq else True
                     continue
@@ -144,6 +164,7 @@ class Command:
                             raise HelpRequested(self)
                         raise UsageError(f"unknown shorthand flag: '{letter}' in -{letters}", self)
                     rest = letters[j + 1:]
+                    given.add(flag.key)
                     if flag.kind == BOOL:
                         if rest.startswith("="):
                             opts[flag.key] = self._bool(flag, rest[1:])
@@ -180,6 +201,16 @@ class Command:
         return f'invalid argument "{value}" for "{names}" flag: {why}'
 
     def _set(self, opts: dict[str, Any], flag: Flag, value: str) -> None:
+        if flag.check is not None:
+            try:
+                converted = flag.check(value)
+            except ValueError as exc:
+                raise UsageError(self._invalid(flag, value, str(exc)), self) from None
+            if flag.kind == LIST:
+                opts[flag.key].append(converted)
+            else:
+                opts[flag.key] = converted
+            return
         if flag.kind == LIST:
             opts[flag.key].append(value)
         elif flag.kind == INT:
@@ -210,11 +241,12 @@ class Command:
     # --- help ----------------------------------------------------------------------------
 
     def help(self) -> str:
-        out = [f"Usage:  {self.usage_line()}", "", self.short, ""]
+        out = [f"Usage:  {self.usage_line()}", "", self.long_help or self.short, ""]
         if self.aliases:
             out += ["Aliases:", "  " + ", ".join(f"{PROG} {a}" for a in self.aliases), ""]
-        if self.flags:
-            out += ["Options:", render_flags(self.flags)]
+        shown = [f for f in self.flags if not f.hidden]
+        if shown:
+            out += ["Options:", render_flags(shown, help_columns())]
         return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -224,8 +256,22 @@ class HelpRequested(Exception):
         self.command = command
 
 
-def render_flags(flags: list[Flag]) -> str:
-    """pflag's layout: names padded to the longest, three spaces, help (continuation lines aligned)."""
+def help_columns() -> int:
+    """The width docker wraps flag help to: its terminal's (on stdin), else 80, less one."""
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        rows_cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        width = rows_cols[1] or 80
+    except (OSError, ImportError):
+        width = 80
+    return width - 1
+
+
+def render_flags(flags: list[Flag], columns: int = 79) -> str:
+    """pflag's FlagUsagesWrapped: names padded to the longest, three spaces, help wrapped to `columns`."""
     heads = []
     for flag in flags:
         head = f"  -{flag.short}, --{flag.long}" if flag.short else f"      --{flag.long}"
@@ -235,10 +281,45 @@ def render_flags(flags: list[Flag]) -> str:
     width = max(len(h) for h in heads)
     lines = []
     for head, flag in zip(heads, flags, strict=False):
-        first, *more = flag.help.split("\n")
-        lines.append(f"{head.ljust(width)}   {first}")
-        lines.extend(" " * (width + 3) + line for line in more)
+        usage = flag.help
+        if flag.shown_default:
+            usage += f" (default {flag.shown_default})"
+        lines.append(f"{head.ljust(width)}   {_wrap(width + 3, columns, usage)}")
     return "\n".join(lines)
+
+
+def _wrap_n(i: int, slop: int, s: str) -> tuple[str, str]:
+    if i + slop > len(s):
+        return s, ""
+    w = max(s.rfind(c, 0, i) for c in " \t\n")
+    if w <= 0:
+        return s, ""
+    nl = s.rfind("\n", 0, i)
+    if 0 < nl < w:
+        return s[:nl], s[nl + 1:]
+    return s[:w], s[w + 1:]
+
+
+def _wrap(i: int, w: int, s: str) -> str:
+    """pflag's wrap: `s` wrapped to width `w`, continuation lines indented by `i`."""
+    if w == 0:
+        return s.replace("\n", "\n" + " " * i)
+    room = w - i
+    out = ""
+    if room < 24:
+        i = 16
+        room = w - i
+        out += "\n" + " " * i
+    if room < 24:
+        return s.replace("\n", out)
+    slop = 5
+    room -= slop
+    line, s = _wrap_n(room, slop, s)
+    out += line.replace("\n", "\n" + " " * i)
+    while s:
+        line, s = _wrap_n(room, slop, s)
+        out += "\n" + " " * i + line.replace("\n", "\n" + " " * i)
+    return out
 
 
 def group_help(path: tuple[str, ...], short: str, commands: list[tuple[str, str]]) -> str:

@@ -33,10 +33,39 @@ TOP_LEVEL = {
     "version": ("system", "VERSION_CMD"),
     "info": ("system", "INFO"),
     "events": ("system", "EVENTS"),
+    "run": ("run", "RUN"),
+    "create": ("run", "CREATE"),
+    "ps": ("container", "PS"),
+    "start": ("container", "START"),
+    "stop": ("container", "STOP"),
+    "restart": ("container", "RESTART"),
+    "kill": ("container", "KILL"),
+    "rm": ("container", "RM"),
+    "wait": ("container", "WAIT"),
+    "rename": ("container", "RENAME"),
+    "pause": ("container", "PAUSE"),
+    "unpause": ("container", "UNPAUSE"),
+    "top": ("container", "TOP"),
+    "port": ("container", "PORT"),
+    "diff": ("container", "DIFF"),
+    "export": ("container", "EXPORT"),
+    "commit": ("container", "COMMIT"),
+    "logs": ("container", "LOGS"),
+    "attach": ("container", "ATTACH"),
+    "exec": ("container", "EXEC"),
+    "cp": ("cp", "CP"),
+    "stats": ("stats", "STATS"),
 }
 
-# management command -> (module, description, {subcommand: attribute})
+# management command -> (module, description, {subcommand: attribute or (module, attribute)})
 GROUPS = {
+    "container": ("container", "Manage containers", {
+        "attach": "ATTACH", "commit": "COMMIT", "cp": ("cp", "CP"), "create": ("run", "CREATE"), "diff": "DIFF",
+        "exec": "EXEC", "export": "EXPORT", "inspect": "INSPECT", "kill": "KILL", "logs": "LOGS", "ls": "LS",
+        "list": "LS", "ps": "LS", "pause": "PAUSE", "port": "PORT", "prune": "PRUNE", "rename": "RENAME",
+        "restart": "RESTART", "rm": "RM", "remove": "RM", "run": ("run", "RUN"), "start": "START",
+        "stats": ("stats", "STATS"), "stop": "STOP", "top": "TOP", "unpause": "UNPAUSE", "wait": "WAIT",
+    }),
     "image": ("image", "Manage images", {
         "history": "HISTORY", "import": "IMPORT", "inspect": "INSPECT", "load": "LOAD", "ls": "LS",
         "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM", "save": "SAVE", "tag": "TAG",
@@ -44,7 +73,7 @@ GROUPS = {
     "system": ("system", "Manage Dockyard", {"df": "DF", "events": "EVENTS", "info": "INFO"}),
 }
 # Aliases are not listed in a group's help.
-_HIDDEN_IN_HELP = {"list", "remove"}
+_HIDDEN_IN_HELP = {"list", "remove", "ps"}
 
 _TOP_USAGE = "Usage:  dockyard [OPTIONS] COMMAND [ARG...]"
 
@@ -89,20 +118,42 @@ class Cli:
 
 def _top_help() -> str:
     common = [
+        ("run", "Create and run a new container from an image"),
+        ("exec", "Execute a command in a running container"),
+        ("ps", "List containers"),
         ("images", "List images"),
         ("version", "Show the Dockyard version information"),
         ("info", "Display system-wide information"),
     ]
-    management = [("image", "Manage images"), ("system", "Manage Dockyard")]
+    management = [("container", "Manage containers"), ("image", "Manage images"), ("system", "Manage Dockyard")]
     commands = [
+        ("attach", "Attach local standard input, output, and error streams to a running container"),
+        ("commit", "Create a new image from a container's changes"),
+        ("cp", "Copy files/folders between a container and the local filesystem"),
+        ("create", "Create a new container"),
+        ("diff", "Inspect changes to files or directories on a container's filesystem"),
         ("events", "Get real time events from the server"),
+        ("export", "Export a container's filesystem as a tar archive"),
         ("history", "Show the history of an image"),
         ("import", "Import the contents from a tarball to create a filesystem image"),
         ("inspect", "Return low-level information on Dockyard objects"),
+        ("kill", "Kill one or more running containers"),
         ("load", "Load an image from a tar archive or STDIN"),
+        ("logs", "Fetch the logs of a container"),
+        ("pause", "Pause all processes within one or more containers"),
+        ("port", "List port mappings or a specific mapping for the container"),
+        ("rename", "Rename a container"),
+        ("restart", "Restart one or more containers"),
+        ("rm", "Remove one or more containers"),
         ("rmi", "Remove one or more images"),
         ("save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+        ("start", "Start one or more stopped containers"),
+        ("stats", "Display a live stream of container(s) resource usage statistics"),
+        ("stop", "Stop one or more running containers"),
         ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+        ("top", "Display the running processes of a container"),
+        ("unpause", "Unpause all processes within one or more containers"),
+        ("wait", "Block until one or more containers stop, then print their exit codes"),
     ]
 
     def block(title: str, rows: list[tuple[str, str]]) -> list[str]:
@@ -167,7 +218,9 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, object], int] | int:
     return opts, i
 
 
-def _load(module: str, attr: str) -> Command:
+def _load(module: str, attr: str | tuple[str, str]) -> Command:
+    if isinstance(attr, tuple):  # a group's subcommand that lives in another module
+        module, attr = attr
     return getattr(__import__(f"dockyard.cli.{module}", fromlist=[attr]), attr)
 
 

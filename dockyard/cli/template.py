@@ -77,7 +77,9 @@ def go_json(value: Any, escape_html: bool = False) -> str:
     elif isinstance(value, Context):
         # docker marshals a context through a map, so its keys come out sorted;
         # decoded engine JSON keeps the engine's order, as Go's typed structs do.
-        escape_html, sort, value = value.escape_json, True, value.fields
+        escape_html, sort = value.escape_json, True
+        # Methods that take arguments ({{.Label "k"}}) are not part of a context's JSON.
+        value = {k: v for k, v in value.fields.items() if not callable(v)}
     text = json.dumps(value, separators=(",", ":"), sort_keys=sort, ensure_ascii=False)
     if escape_html:
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -169,7 +171,8 @@ def _truncate(text: Any, length: int) -> str:
 
 
 def _pad(text: Any, left: int, right: int) -> str:
-    return " " * left + go_str(text) + " " * right
+    text = go_str(text)
+    return " " * left + text + " " * right if text else ""  # docker pads nothing around nothing
 
 
 def _print(*args: Any) -> str:
@@ -535,9 +538,21 @@ class Template:
                 raise TemplateError(self._exec_error(head.pos, name, f"wrong number of args for {name}: {exc}")) \
                     from None
         if len(command) > 1 or piped is not _MISSING:
+            if isinstance(head, _Token) and head.kind == "field":
+                method = self._walk(dot, head.value, head.pos)
+                if callable(method):  # a context's method with arguments: {{.Label "com.x"}}
+                    args = [self._operand(a, dot, scope) for a in command[1:]]
+                    if piped is not _MISSING:
+                        args.append(piped)
+                    return method(*args)
             raise TemplateError(self._exec_error(head.pos if isinstance(head, _Token) else 0, "",
                                                  "can't give argument to non-function"))
-        return self._operand(head, dot, scope)
+        value = self._operand(head, dot, scope)
+        if callable(value) and isinstance(head, _Token) and head.kind == "field":
+            name = head.value[-1]
+            raise TemplateError(self._exec_error(head.pos, "." + ".".join(head.value),
+                                                 f"wrong number of args for {name}: want 1 got 0"))
+        return value
 
     def _operand(self, tok: Any, dot: Any, scope: dict[str, Any]) -> Any:
         if isinstance(tok, _Node):  # parenthesised pipeline

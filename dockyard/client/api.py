@@ -87,15 +87,30 @@ def filters_param(filters: dict[str, list[str]]) -> str:
 
 
 class EngineClient:
+    """Requests to one engine. Like the docker CLI it may hold several connections at
+    once: a request goes out on an idle one, or a new one while the others are
+    busy with a response still being read (`wait`, a hijacked `attach`)."""
+
     def __init__(self, host: str, timeout: float | None = None):
         self.host = host
-        self._conn = UnixHttpConnection(socket_path(host), timeout)
+        self._path = socket_path(host)
+        self._timeout = timeout
+        self._conns: list[UnixHttpConnection] = []
         # Called once when nothing answers; returning True means "try again"
         # (the CLI uses it to start a daemon for the default host).
         self.on_unreachable: Callable[[], bool] | None = None
 
     def close(self) -> None:
-        self._conn.close()
+        for conn in self._conns:
+            conn.close()
+
+    def _idle_connection(self) -> UnixHttpConnection:
+        for conn in self._conns:
+            if not conn.busy:
+                return conn
+        conn = UnixHttpConnection(self._path, self._timeout)
+        self._conns.append(conn)
+        return conn
 
     # --- transport ---------------------------------------------------------------
 
@@ -105,15 +120,21 @@ class EngineClient:
         target = (API_PREFIX if versioned else "") + path
         if params:
             target += "?" + urlencode(params)
+        conn = self._idle_connection()
         try:
-            response = self._conn.request(method, target, body, headers)
+            response = conn.request(method, target, body, headers)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
+            conn.close()
             retry, self.on_unreachable = self.on_unreachable, None
             if retry is None or not retry():
                 raise DaemonUnreachable(self.host, exc) from None
             return self.request(method, path, params, body, headers, versioned)
         except PermissionError as exc:
+            conn.close()
             raise DaemonUnreachable(self.host, exc) from None
+        except BaseException:
+            conn.close()
+            raise
         if response.status >= 400:
             raise ApiError(response.status, _error_message(response))
         return response
@@ -220,6 +241,248 @@ class EngineClient:
         response = self.request("POST", "/images/create", params, body, {"Content-Type": "text/plain"})
         for line in response.iter_lines():
             yield loads(line)
+
+    def image_pull(self, name: str, tag: str = "", platform: str = "") -> Iterator[dict[str, Any]]:
+        """`POST /images/create?fromImage=...`: the pull's JSON messages as they arrive."""
+        params = [("fromImage", name)]
+        if platform:
+            params.append(("platform", platform))
+        params.append(("tag", tag))
+        # The docker CLI always sends an (empty) auth header; engines read it for registry logins.
+        response = self.request("POST", "/images/create", params, b"", {"X-Registry-Auth": "e30="})
+        for line in response.iter_lines():
+            yield loads(line)
+
+    # --- containers ----------------------------------------------------------------------
+    # Query parameters go out sorted by name, as the docker CLI (Go's url.Values) sends them.
+
+    def container_create(self, config: dict[str, Any], name: str = "", platform: str = "") -> dict[str, Any]:
+        params = []
+        if name:
+            params.append(("name", name))
+        if platform:
+            params.append(("platform", platform))
+        return self.post_json("/containers/create", params, config)
+
+    def container_inspect(self, name: str, size: bool = False) -> dict[str, Any]:
+        return self.get_json(f"/containers/{_ref(name)}/json", [("size", "1")] if size else None)
+
+    def containers(self, all: bool = False, limit: int = -1, size: bool = False,
+                   filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        params = []
+        if all:
+            params.append(("all", "1"))
+        if filters:
+            params.append(("filters", filters_param(filters)))
+        if limit != -1:
+            params.append(("limit", str(limit)))
+        if size:
+            params.append(("size", "1"))
+        return self.get_json("/containers/json", params)
+
+    def container_start(self, name: str) -> bool:
+        """Start; False when it was already running (304)."""
+        response = self.request("POST", f"/containers/{_ref(name)}/start")
+        response.read()
+        return response.status != 304
+
+    def container_wait(self, name: str, condition: str = "") -> Response:
+        """Send `wait` and return once the response head is in; read the body with wait_result().
+
+        The docker CLI sends `wait` before `start` and goes on as soon as the
+        engine has answered with its headers: the result arrives at the exit.
+        """
+        params = [("condition", condition)] if condition else None
+        return self.request("POST", f"/containers/{_ref(name)}/wait", params)
+
+    @staticmethod
+    def wait_result(response: Response) -> dict[str, Any]:
+        return loads(response.read())
+
+    def container_stop(self, name: str, timeout: int | None = None, signal: str = "") -> None:
+        self.request("POST", f"/containers/{_ref(name)}/stop", _stop_params(timeout, signal)).read()
+
+    def container_restart(self, name: str, timeout: int | None = None, signal: str = "") -> None:
+        self.request("POST", f"/containers/{_ref(name)}/restart", _stop_params(timeout, signal)).read()
+
+    def container_kill(self, name: str, signal: str = "") -> None:
+        self.request("POST", f"/containers/{_ref(name)}/kill", [("signal", signal)] if signal else None).read()
+
+    def container_remove(self, name: str, force: bool = False, volumes: bool = False, link: bool = False) -> None:
+        params = []
+        if force:
+            params.append(("force", "1"))
+        if link:
+            params.append(("link", "1"))
+        if volumes:
+            params.append(("v", "1"))
+        self.request("DELETE", f"/containers/{_ref(name)}", params).read()
+
+    def container_rename(self, name: str, new_name: str) -> None:
+        self.request("POST", f"/containers/{_ref(name)}/rename", [("name", new_name)]).read()
+
+    def container_pause(self, name: str) -> None:
+        self.request("POST", f"/containers/{_ref(name)}/pause").read()
+
+    def container_unpause(self, name: str) -> None:
+        self.request("POST", f"/containers/{_ref(name)}/unpause").read()
+
+    def container_top(self, name: str, ps_args: str = "") -> dict[str, Any]:
+        return self.get_json(f"/containers/{_ref(name)}/top", [("ps_args", ps_args)] if ps_args else None)
+
+    def container_changes(self, name: str) -> list[dict[str, Any]] | None:
+        return self.get_json(f"/containers/{_ref(name)}/changes")
+
+    def container_export(self, name: str) -> Response:
+        return self.request("GET", f"/containers/{_ref(name)}/export")
+
+    def container_stats(self, name: str, stream: bool) -> Response:
+        return self.request("GET", f"/containers/{_ref(name)}/stats", [("stream", "1" if stream else "0")])
+
+    def container_resize(self, name: str, height: int, width: int) -> None:
+        self.request("POST", f"/containers/{_ref(name)}/resize", [("h", str(height)), ("w", str(width))]).read()
+
+    def container_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        return self.post_json("/containers/prune", [("filters", filters_param(filters))] if filters else None)
+
+    def container_commit(self, name: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
+                         changes: list[str] | None = None, pause: bool = True) -> dict[str, Any]:
+        params = [("author", author)]
+        params.extend(("changes", change) for change in changes or ())
+        params += [("comment", comment), ("container", name)]
+        if not pause:
+            params.append(("pause", "0"))
+        params += [("repo", repo), ("tag", tag)]
+        return self.post_json("/commit", params)
+
+    def container_logs(self, name: str, follow: bool = False, since: str = "", until: str = "",
+                       timestamps: bool = False, tail: str = "all", details: bool = False) -> Response:
+        params = []
+        if details:
+            params.append(("details", "1"))
+        if follow:
+            params.append(("follow", "1"))
+        if since:
+            params.append(("since", since))
+        params += [("stderr", "1"), ("stdout", "1"), ("tail", tail)]
+        if timestamps:
+            params.append(("timestamps", "1"))
+        if until:
+            params.append(("until", until))
+        return self.request("GET", f"/containers/{_ref(name)}/logs", params)
+
+    def container_attach(self, name: str, stdin: bool, stdout: bool = True, stderr: bool = True,
+                         detach_keys: str = "") -> Hijacked:
+        params = []
+        if detach_keys:
+            params.append(("detachKeys", detach_keys))
+        if stderr:
+            params.append(("stderr", "1"))
+        if stdin:
+            params.append(("stdin", "1"))
+        if stdout:
+            params.append(("stdout", "1"))
+        params.append(("stream", "1"))
+        return self.hijack("POST", f"/containers/{_ref(name)}/attach", params, b"", "text/plain")
+
+    # --- archives (cp) --------------------------------------------------------------------
+
+    def archive_stat(self, name: str, path: str) -> dict[str, Any]:
+        """`HEAD .../archive`: the path's stat (Go FileMode bits in `mode`)."""
+        response = self.request("HEAD", f"/containers/{_ref(name)}/archive", [("path", path)])
+        return _path_stat(response)
+
+    def archive_get(self, name: str, path: str) -> tuple[Response, dict[str, Any]]:
+        response = self.request("GET", f"/containers/{_ref(name)}/archive", [("path", path)])
+        return response, _path_stat(response)
+
+    def archive_put(self, name: str, path: str, body: BinaryIO | bytes, copy_uid_gid: bool = False) -> None:
+        params = []
+        if copy_uid_gid:
+            params.append(("copyUIDGID", "true"))
+        params += [("noOverwriteDirNonDir", "true"), ("path", path)]
+        self.request("PUT", f"/containers/{_ref(name)}/archive", params, body, {"Content-Type": "text/plain"}).read()
+
+    # --- exec --------------------------------------------------------------------------------
+
+    def exec_create(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        return self.post_json(f"/containers/{_ref(name)}/exec", None, config)
+
+    def exec_start_detached(self, exec_id: str, tty: bool) -> None:
+        body = dumps({"Detach": True, "Tty": tty}).encode()
+        self.request("POST", f"/exec/{exec_id}/start", None, body, {"Content-Type": "application/json"}).read()
+
+    def exec_start(self, exec_id: str, tty: bool) -> Hijacked:
+        body = dumps({"Detach": False, "Tty": tty}).encode()
+        return self.hijack("POST", f"/exec/{exec_id}/start", None, body, "application/json")
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self.get_json(f"/exec/{exec_id}/json")
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self.request("POST", f"/exec/{exec_id}/resize", [("h", str(height)), ("w", str(width))]).read()
+
+    # --- hijacking -------------------------------------------------------------------------
+
+    def hijack(self, method: str, path: str, params: list[tuple[str, str]] | None, body: bytes,
+               content_type: str) -> Hijacked:
+        """Send an Upgrade request and take the connection over as a raw byte pipe (attach, exec)."""
+        headers = {"Connection": "Upgrade", "Content-Type": content_type, "Upgrade": "tcp"}
+        # A connection of its own, as the docker CLI dials one for every hijack: the
+        # pooled ones stay free for `wait`, `start` and `resize` alongside the stream.
+        self._conns.insert(0, UnixHttpConnection(self._path, self._timeout))
+        response = self.request(method, path, params, body, headers)
+        sock, early = response.conn.detach()
+        self._conns.remove(response.conn)
+        return Hijacked(sock, early)
+
+
+class Hijacked:
+    """A connection taken over after `101 UPGRADED`: output arrives on `sock`, stdin goes to it.
+
+    `early` holds output that arrived together with the response head.
+    """
+
+    __slots__ = ("sock", "early")
+
+    def __init__(self, sock: Any, early: bytes):
+        self.sock = sock
+        self.early = early
+
+    def close_write(self) -> None:
+        """Half-close: the engine reads EOF on the process's stdin, output keeps coming."""
+        try:
+            self.sock.shutdown(1)  # SHUT_WR
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _ref(name: str) -> str:
+    return quote(name, "/:@")
+
+
+def _stop_params(timeout: int | None, signal: str) -> list[tuple[str, str]]:
+    params = []
+    if signal:
+        params.append(("signal", signal))
+    if timeout is not None:
+        params.append(("t", str(timeout)))
+    return params
+
+
+def _path_stat(response: Response) -> dict[str, Any]:
+    import binascii
+
+    header = response.headers.get("x-docker-container-path-stat", "")
+    if not header:
+        return {}
+    try:
+        return loads(binascii.a2b_base64(header.encode()))
+    except (ValueError, binascii.Error):
+        return {}
 
 
 def _error_message(response: Response) -> str:

@@ -34,6 +34,10 @@ class UnixHttpConnection:
         self._buf = bytearray()
         self._reusable = False
         self._eof = False
+        # True from a request until its response is read to the end (or the
+        # connection is taken over): a client with several connections picks
+        # an idle one for its next request.
+        self.busy = False
 
     # --- connection ------------------------------------------------------------
 
@@ -55,6 +59,7 @@ class UnixHttpConnection:
             self.sock.close()
             self.sock = None
         self._reusable = False
+        self.busy = False
 
     def detach(self) -> tuple[_socket.socket, bytes]:
         """Take over the raw socket (after 101 UPGRADED) with any bytes already read."""
@@ -64,6 +69,7 @@ class UnixHttpConnection:
         self.sock = None
         self._buf.clear()
         self._reusable = False
+        self.busy = False
         return sock, rest
 
     # --- requests ----------------------------------------------------------------
@@ -76,6 +82,7 @@ class UnixHttpConnection:
             self.close()
             self.connect()
         self._reusable = False
+        self.busy = True
         lines = [f"{method} {target} HTTP/1.1", "Host: dockyard", "User-Agent: " + USER_AGENT]
         if headers:
             lines.extend(f"{k}: {v}" for k, v in headers.items())
@@ -184,6 +191,7 @@ class Response:
         conn = self.conn
         if self.status == 101:
             return
+        conn.busy = False
         keep = self._mode != "close" and self.headers.get("connection", "").lower() != "close"
         conn._reusable = keep and not conn._eof
         if not conn._reusable:
