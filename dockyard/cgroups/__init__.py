@@ -53,34 +53,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def prime_migration() -> int:
-    """Start the kernel's cgroup-migration fast path now; returns a pid to reap later (0: none).
+def join_self(paths: list[str]) -> None:
+    """Move the calling, single-threaded process into a group: "0" to each of `paths`.
 
-    The first process moved into a cgroup after a quiet spell waits for an
-    RCU grace period (5-20 ms here: the kernel switches a global rwsem to its
-    writer-friendly mode), and it holds the cgroup mutex while it waits, so
-    even creating a group waits with it.  A throwaway child that rewrites its
-    own cgroup.procs entry (a no-op move) starts that wait at once; a caller
-    that does this before its imports gets its container's moves for free.
+    Why a process moves itself (the runtime's bridge and init do): moving a
+    *whole process* through cgroup.procs takes the kernel's global threadgroup
+    rwsem for writing, and the first such move after a quiet spell waits for
+    an RCU grace period (5-20 ms on the machines we measure), holding the
+    cgroup mutex all the while.  A thread moving itself through v1's `tasks`
+    file needs no such lock; for a single-threaded process that moves the
+    process.  `Manager.self_join_paths()` gives the files.
     """
-    try:
-        with open("/proc/self/cgroup", "rb") as f:
-            first = f.readline().decode().rstrip("\n").split(":", 2)
-    except OSError:
-        return 0
-    if len(first) != 3:
-        return 0
-    controller = first[1].split(",")[0].removeprefix("name=")
-    procs = f"{V1_ROOT}/{controller}{first[2]}/cgroup.procs" if controller else f"{V1_ROOT}{first[2]}/cgroup.procs"
-    pid = os.fork()
-    if pid == 0:
+    for path in paths:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b"0")  # "0": the writing process itself
-        except OSError:
-            pass
-        os._exit(0)
-    return pid
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
 
 def mode(root: str = V1_ROOT) -> str:

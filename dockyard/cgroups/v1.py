@@ -88,6 +88,18 @@ class V1Manager(GroupManager):
         """Every cgroup.procs file of the group: a pid written to each is in the group."""
         return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
 
+    def self_join_paths(self) -> list[str]:
+        """Files a single-threaded process writes "0" to, to move itself in (see `join_self`).
+
+        v1's per-thread `tasks` interface, which moving oneself through does
+        without the kernel's global threadgroup lock.  A hybrid host's v2
+        hierarchy is left out: it holds no controller the group uses (its
+        membership is bookkeeping), and joining it through cgroup.procs would
+        wait for an RCU grace period.
+        """
+        unified = self.controller_path("unified")
+        return [os.path.join(d, "tasks") for d in self._dirs() if d != unified]
+
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self._dirs())
 

@@ -48,6 +48,10 @@ class V2Manager(GroupManager):
     def procs_paths(self) -> list[str]:
         return [os.path.join(self.dir, "cgroup.procs")]
 
+    def self_join_paths(self) -> list[str]:
+        """v2 has no lock-free way in for a whole process: cgroup.procs it is (see `join_self`)."""
+        return self.procs_paths()
+
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
 

@@ -199,21 +199,10 @@ def run_cli(argv: list[str]) -> int:
         log.error(str(err))
         return 1
     root = os.path.abspath(gflags.get("root") or DEFAULT_ROOT)
-    primer = 0
-    if command in ("create", "run", "exec"):
-        from ..cgroups import prime_migration
-
-        primer = prime_migration()  # before the imports: see its docstring
     try:
         return dispatch(command, flags, positional, root, gflags, log, prog) or 0
     except Exception as err:  # noqa: BLE001 - every failure becomes runc's message and exit code
         return report(err, command, prog, log, bool(gflags.get("debug")))
-    finally:
-        if primer:
-            try:
-                os.waitpid(primer, 0)
-            except ChildProcessError:
-                pass
 
 
 def report(err: Exception, command: str, prog: str, log, debug: bool) -> int:

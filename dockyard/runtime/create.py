@@ -219,24 +219,23 @@ class CgroupSetup:
 def _spawn(spec: dict, namespaces: dict, cgroup: CgroupSetup, cfg, target, opts) -> tuple[Channel, int]:
     """Fork the bridge, walk it through the namespaces, and return the target's host pid.
 
-    With `cgroup.resources` (a container's init), the cgroup is created and set up
-    here and announced to the init with a "cgroups" message carrying its
-    directories (the init mounts them at /sys/fs/cgroup).  Unless the
-    container gets a new cgroup namespace (rooted where its creator is, so
-    the bridge must be in the group before it unshares), that work overlaps
-    the init's own: the bridge is let go first, the group is made while the
-    init mounts, and the init is moved in once its pid is known.  The first
-    cgroup migration after a quiet spell waits for an RCU grace period; see
-    `cgroups.prime_migration`, which the command line starts first thing.  The init does not exec before the runtime's
-    later "hooks-done".
-
-    Without `resources` (exec), the bridge joins the existing group before
-    it forks, so the process starts inside it.
+    Processes move themselves into the cgroup (`cgroups.join_self`: without
+    the kernel's global lock, so without waiting for an RCU grace period):
+    - exec, and a container with a cgroup namespace (rooted where its
+      creator is) or a user namespace (inside it, the host's cgroup files are
+      out of reach): the group exists before the fork and the bridge joins it
+      first thing, so what it forks starts inside;
+    - otherwise the bridge is let go at once, the group is made while it and
+      the init set up namespaces and mounts, and a "cgroups" message tells
+      the init where the group is: it joins when it first needs the group
+      (its cgroup mount), and before anything is exec'd.
     """
     resources = cgroup.resources
-    early = resources is None or "cgroup" in namespaces
-    if resources is not None and early:
-        cgroup.make()
+    # A new user namespace: the init could no longer write the host's cgroup files.
+    early = resources is None or "cgroup" in namespaces or "user" in namespaces
+    if early:
+        manager = cgroup.make() if resources is not None else cgroup.open()
+        cfg.cgroup_join = manager.self_join_paths()
     parent, child = Channel.pair()
     bridge = os.fork()
     if bridge == 0:
@@ -244,11 +243,9 @@ def _spawn(spec: dict, namespaces: dict, cgroup: CgroupSetup, cfg, target, opts)
         _bridge(child, spec, namespaces, cfg, target)  # never returns
     child.close()
     try:
-        if early:
-            cgroup.open().add(bridge)
         parent.send("go")
         if not early:
-            cgroup.make()
+            manager = cgroup.make()
         while True:
             msg, _ = parent.recv()
             if msg is None:
@@ -258,13 +255,12 @@ def _spawn(spec: dict, namespaces: dict, cgroup: CgroupSetup, cfg, target, opts)
                 parent.send("mapped")
             elif msg["t"] == "pid":
                 init_pid = msg["pid"]
-                if not early:
-                    cgroup.manager.add(init_pid)
                 break
             elif msg["t"] == "error":
                 raise ChildError(msg["msg"])
         if resources is not None:
-            parent.send("cgroups", dirs=cgroup_dirs(cgroup.manager))
+            # Only now: until "pid" the bridge reads the channel too.
+            parent.send("cgroups", dirs=cgroup_dirs(manager), join=[] if early else manager.self_join_paths())
     finally:
         _reap(bridge)
     return parent, init_pid
@@ -291,6 +287,10 @@ def _bridge(ch: Channel, spec: dict, namespaces: dict, cfg, target) -> None:
     code = 0
     try:
         ch.expect("go")
+        if cfg.cgroup_join:
+            from ..cgroups import join_self
+
+            join_self(cfg.cgroup_join)  # before any unshare: a cgroup namespace is rooted here
         for kind in lns.ORDER:
             path = namespaces.get(kind)
             if path:

@@ -26,12 +26,21 @@ class InitConfig:
     """What the runtime hands its init across fork (plain attributes, no copying)."""
 
     __slots__ = ("spec", "process", "rootfs", "channel", "namespaces", "fifo", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "console", "state_for_hooks", "cgroup_dirs")
+                 "preserve_fds", "console", "state_for_hooks", "cgroup_dirs", "cgroup_join")
 
     def cgroups(self) -> dict:
-        """The container's cgroup directories, from the runtime's "cgroups" message (read once)."""
+        """The container's cgroup directories, from the runtime's "cgroups" message.
+
+        Read once, when first needed; this process then moves itself into the
+        group (see `cgroups.join_self`), unless it was born inside it.
+        """
         if self.cgroup_dirs is None:
-            self.cgroup_dirs = self.channel.expect("cgroups")["dirs"]
+            msg = self.channel.expect("cgroups")
+            if msg["join"]:
+                from ..cgroups import join_self
+
+                join_self(msg["join"])
+            self.cgroup_dirs = msg["dirs"]
         return self.cgroup_dirs
 
     def __init__(self, **kw):
@@ -90,7 +99,7 @@ def container_init(cfg: InitConfig) -> None:
                 lproc.sethostname(spec["hostname"])
             if spec.get("domainname"):
                 lproc.setdomainname(spec["domainname"])
-        cfg.cgroups()  # the runtime has moved us into our cgroup once it says where it is
+        cfg.cgroups()  # in our cgroup (joined now if not yet) before any hook or exec
         # The runtime runs createRuntime hooks now, in its own namespaces (prestart: in `start`).
         ch.send("hooks")
         ch.expect("hooks-done")

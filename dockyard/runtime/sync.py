@@ -1,12 +1,15 @@
 """The parent/child sync protocol used by `create`, `run` and `exec`.
 
-Processes (for `create`; `exec` is the same without hooks and mounts):
+Processes (for `create`; `exec` is the same without hooks, mounts and the
+"cgroups" message):
 
     runtime (P)                 bridge (C1)                     init (C2)
     -----------                 -----------                     ---------
+    (exec, or a new cgroup
+     namespace: make the cgroup)
     fork C1 ----------------->  wait "go"
-    put C1 in the cgroup
-    send "go" --------------->  setns() the namespaces given by path
+    send "go" --------------->  (exec, cgroupns: join the cgroup itself)
+    make the cgroup             setns() the namespaces given by path
                                 unshare(USER)?
     <--------- "userns" -------  (only with a new user namespace)
     write uid_map, gid_map
@@ -14,7 +17,9 @@ Processes (for `create`; `exec` is the same without hooks and mounts):
                                 unshare(the other new namespaces)
                                 fork C2 ----------------------> (pid 1 of a new pid namespace)
     <--------- "pid" N -------  exit(0)
-    reap C1                                                     mounts, devices
+    reap C1
+    send "cgroups" (its dirs, the files to join by) ---------->  mounts, devices; reads "cgroups"
+                                                                  at the cgroup mount, joins
     <--------------------------------------------------------- "hooks"
     createRuntime hooks (prestart waits for `start`)
     send "hooks-done" -------------------------------------->  createContainer hooks,
@@ -23,8 +28,8 @@ Processes (for `create`; `exec` is the same without hooks and mounts):
     pass it to --console-socket
     <--------------------------------------------------------- "ready"
     write state.json, pid file
-    exit 0                                                      open exec.fifo for writing
-                                                                (blocks until `start` reads)
+    exit 0                                                      read exec.fifo (blocks until
+                                                                `start` writes a byte)
                                                                 execve(process.args)
 
 Any side may instead send "error" with a message; P then tears down what

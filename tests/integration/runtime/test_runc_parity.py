@@ -90,6 +90,10 @@ def parse(output: str) -> dict[str, list[str]]:
             current.append(line)
     mounts = (normal_mount(line) for line in sections.get("mountinfo", []))
     sections["mountinfo"] = sorted(" ".join(m) for m in mounts if m is not None)
+    # On a hybrid host the container is not made a member of the v2 hierarchy ("0::"):
+    # it holds no controller the container uses, and the move would wait for an RCU
+    # grace period (see cgroups.join_self).  runc moves it there.
+    sections["cgroup"] = [line for line in sections.get("cgroup", []) if not line.startswith("0::")]
     return sections
 
 
