@@ -251,8 +251,17 @@ def test_cli_grammar_errors(rt):
         assert rt(cmd).returncode == 1
     assert rt("kill").returncode == 1
     assert b"USAGE" in rt("create", "--help", check=True).stdout
-    systemd = rt("create", "--bundle", "/nonexistent", "x", global_args=("--systemd-cgroup",))
-    assert systemd.returncode == 1
+    assert rt("create", "--bundle", "/nonexistent", "x").returncode == 1
+
+
+def test_systemd_cgroup_refused_without_systemd(rt, busybox_rootfs, tmp_path, cid):
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("this host runs systemd")
+    bundle = make_bundle(str(tmp_path / "b"), busybox_rootfs, ["true"])
+    proc = rt("create", "--bundle", bundle, cid, global_args=("--systemd-cgroup",))
+    assert proc.returncode == 1
+    assert b"systemd not running on this host, cannot use systemd cgroups manager" in proc.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
 
 
 def test_flag_spellings(rt, busybox_rootfs, tmp_path, cid):
