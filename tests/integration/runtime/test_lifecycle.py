@@ -322,3 +322,27 @@ def test_bad_bundles_leave_nothing(rt, busybox_rootfs, tmp_path, cid):
     config.write_text(good)
     rt("run", "-b", bundle, cid, check=True)
     assert str(tmp_path) not in open("/proc/self/mountinfo").read(), "no mount left in the host's namespace"
+
+
+def test_nothing_of_ours_stays_resident(rt, busybox_rootfs, tmp_path, cid):
+    """After `create` and `start` return, the container's pid is the program itself and no
+    process of the runtime is left (the caller's own monitor holds the container, as with runc)."""
+    make_bundle(str(tmp_path / "b"), busybox_rootfs, ["sleep", "60"])
+    rt("create", "-b", tmp_path / "b", cid, check=True)
+    rt("start", cid, check=True)
+    pid = rt.state(cid)["pid"]
+    deadline = time.monotonic() + 5
+    while os.readlink(f"/proc/{pid}/exe") != "/bin/busybox" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.readlink(f"/proc/{pid}/exe") == "/bin/busybox"
+    ours = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if rt.root.encode() in cmdline:
+                ours.append(cmdline)
+    assert ours == [], "a runtime process outlived create/start"
