@@ -11,6 +11,15 @@ Events: every change calls `emit(type, action, actor_id, attributes)`, e.g.
 tag, untag, delete, load, import, save.  A callable taking three positional
 parameters is called as `emit(action, actor_id, attributes)` instead.
 
+What it keeps under the data root (each tree drawn in full by the module that
+builds it):
+
+    <data-root>/
+      content/    blobs by digest, plus the ingest directory   (content.local)
+      images/     images.db: images, names, layers, leases     (images.store)
+      snapshots/  overlay/ or native/: unpacked layers and     (snapshots.base,
+                  containers' writable layers                    .overlay, .native)
+
 Concurrency: methods may be called from several threads.  Imports stage and
 unpack without holding the service lock; committing an image, removing one
 and collecting garbage take it, and an import claims the snapshots it is
@@ -38,7 +47,7 @@ from ..images.reference import Reference, is_full_id, is_id_prefix, parse, parse
 from ..images.rootfs import now_rfc3339, stage_rootfs
 from ..images.staging import StagedImage, Staging
 from ..images.store import ImageRecord, ImageStore
-from ..images.unpack import EXTRACT_PREFIX, LayerSource, unpack_layers
+from ..images.unpack import EXTRACT_PREFIX, LayerSource, Prefetch, unpack_layers
 from ..images.views import (  # noqa: F401  (re-exported for the daemon and tests)
     Deletion,
     DiskUsage,
@@ -316,15 +325,12 @@ class ImageService:
             return "", {}
         if not record.layers:
             return self.driver_name, {}
-        dirs = []
+        paths = []
         for layer in record.layers:
             try:
-                info = snap.stat(layer.chain_id)
+                paths.append(snap.content_dir(layer.chain_id))
             except NotFound:
                 return self.driver_name, {}
-            dirs.append(snap.dir_of(info.id))
-        fs = "fs" if snap.name == "overlayfs" else ""
-        paths = [os.path.join(d, fs) if fs else d for d in dirs]
         data = {"UpperDir": paths[-1], "MergedDir": "", "WorkDir": ""}
         if len(paths) > 1:
             data["LowerDir"] = ":".join(reversed(paths[:-1]))
@@ -507,10 +513,10 @@ class ImageService:
 
         Nothing is stored unless the whole archive is valid and every layer unpacked.
         """
-        with Staging(self.content) as staging:
-            images = read_archive(stream, staging)
+        with Staging(self.content) as staging, Prefetch(self.snapshotter, self._layer_known) as prefetch:
+            images = read_archive(stream, staging, prefetch.offer)
             messages = []
-            self._commit(staging, images, messages_out=messages, quiet=quiet)
+            self._commit(staging, images, messages_out=messages, quiet=quiet, prefetch=prefetch)
         for image, moved in messages:
             for old_id, name in moved:
                 yield {"stream": f"The image {name} already exists, renaming the old one with ID {old_id} to "
@@ -542,22 +548,29 @@ class ImageService:
         layout's annotations give are used.
         """
         target = parse(name).with_default_tag() if name else None
-        with Staging(self.content) as staging:
+        with Staging(self.content) as staging, Prefetch(self.snapshotter, self._layer_known) as prefetch:
             images = read_layout(directory, staging, ref)
             if target is not None:
                 if len(images) != 1:
                     raise InvalidArgument(f"the layout holds {len(images)} images; choose one with a ref")
                 images = [StagedImage(images[0].config, images[0].config_digest, images[0].manifest,
                                       images[0].manifest_type, images[0].layers, (target,))]
-            self._commit(staging, images, action="load")
+            self._commit(staging, images, action="load", prefetch=prefetch)
         return [image.id for image in images]
 
+    def _layer_known(self, digest: str) -> bool:
+        """Whether the layer stored as blob `digest` is unpacked already (by some image)."""
+        return self.store.has_layer_blob(digest)
+
     def _commit(self, staging: Staging, images: list[StagedImage], action: str = "load",
-                messages_out: list | None = None, quiet: bool = False) -> None:
+                messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None) -> None:
         """Unpack, then store the staged images and their names, atomically as seen from outside."""
         claims = []
         for image in images:
             claims.extend(chain_ids(image.config.diff_ids))
+            if prefetch is not None:
+                for layer in image.layers:  # those the archive reader did not offer yet (OCI layouts)
+                    prefetch.offer(layer.digest, staging.path(layer.digest))
         with self._lock:
             self._claimed.update(claims)
         created: list[str] = []
@@ -566,7 +579,8 @@ class ImageService:
             for image in images:
                 layer_sources = [LayerSource(desc, diff_id, staging.path(desc.digest), True)
                                  for desc, diff_id in zip(image.layers, image.config.diff_ids, strict=True)]
-                layers = unpack_layers(self.snapshotter, layer_sources, created, self.store.layer_sizes)
+                layers = unpack_layers(self.snapshotter, layer_sources, created, self.store.layer_sizes,
+                                       prefetch=prefetch)
                 records.append(ImageRecord(
                     image.id, image.manifest_digest, image.manifest_type, image.config.created,
                     sum(layer.size for layer in layers), image.config.labels, tuple(layers)))

@@ -30,10 +30,24 @@ import enum
 import os
 import shutil
 import stat
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import InvalidArgument
-from .tarstream import BLOCKDEV, CHAR, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, Entry, TarReader
+from .tarstream import (
+    BLOCKDEV,
+    CHAR,
+    DIRECTORY,
+    FIFO,
+    HARDLINK,
+    REGULAR,
+    SYMLINK,
+    Entry,
+    TarReader,
+    copy_range,
+    write_all,
+)
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -42,6 +56,57 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# Regular files of a layer unpacked into an empty directory are created by a few
+# threads: creating files is mostly waiting on the filesystem, so they overlap.
+# The parser stays in one thread and keeps every ordering that matters (see
+# `_Applier._wait_for`).  Small files travel as bytes, large ones as an offset
+# into the layer file, copied in the kernel.
+FILE_WORKERS = 4
+_BATCH = 24
+_INLINE = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _file_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=FILE_WORKERS, thread_name_prefix="dockyard-files")
+        return _pool
+
+
+def _write_files(batch: list, src_fd: int | None) -> None:
+    for path, mode, owner, chmod, xattrs, times, data, offset, size in batch:
+        fd = os.open(path, _OPEN_NEW, mode & 0o777)
+        try:
+            if data:
+                write_all(fd, data)
+            elif size:
+                copy_range(src_fd, fd, offset, size)
+            if owner is not None:
+                os.fchown(fd, owner[0], owner[1])
+            if chmod:
+                os.fchmod(fd, mode)
+            if xattrs:
+                _set_xattrs(fd, xattrs, True)
+            os.utime(fd, ns=times)
+        finally:
+            os.close(fd)
+
+
+def _set_xattrs(target, xattrs: dict, follow: bool) -> None:
+    for key, value in xattrs.items():
+        if key.startswith(_OVERLAY_XATTR_PREFIX):
+            continue
+        try:
+            os.setxattr(target, key, value, follow_symlinks=follow)
+        except OSError as err:
+            # As Docker does: a filesystem without xattr support, or user.* on a symlink.
+            if err.errno not in (95, 1):  # EOPNOTSUPP, EPERM
+                raise
 
 
 def _read_umask() -> int:
@@ -83,11 +148,22 @@ def clean_path(name: str, what: str = "entry") -> str:
 
 
 class _Applier:
-    def __init__(self, root: str, whiteouts: Whiteouts, same_owner: bool):
+    def __init__(self, root: str, whiteouts: Whiteouts, same_owner: bool, workers: bool = True,
+                 source_fd: int | None = None):
         self.root = os.path.abspath(root)
         st = os.lstat(self.root)
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidArgument(f"cannot apply a layer to {root}: not a directory")
+        # Only into an empty directory: then a file can exist already only if this layer made it,
+        # which `created` tells without asking the filesystem.
+        with os.scandir(self.root) as it:
+            empty = next(it, None) is None
+        self.pool = _file_pool() if workers and empty and FILE_WORKERS > 1 else None
+        self.batch: list = []
+        self.futures: list[Future] = []
+        self.pending: set[str] = set()      # files handed to the pool, not known to be written yet
+        self.created: set[str] = set()
+        self.source_fd = source_fd
         self.whiteouts = whiteouts
         self.same_owner = same_owner
         self.euid = os.geteuid()
@@ -115,6 +191,8 @@ class _Applier:
             prefix = f"{prefix}/{part}" if prefix else part
             if prefix in self.dirs:
                 continue
+            if prefix in self.pending:
+                self._wait_for_pool()
             path = self._abs(prefix)
             try:
                 st = os.lstat(path)
@@ -163,15 +241,43 @@ class _Applier:
         return e.uid != self.euid or e.gid != self.egid or self.dirs.get(parent_rel, True)
 
     def _xattrs(self, target, e: Entry, follow: bool) -> None:
-        for key, value in e.xattrs.items():
-            if key.startswith(_OVERLAY_XATTR_PREFIX):
-                continue
+        _set_xattrs(target, e.xattrs, follow)
+
+    # -- the file pool --------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.futures.append(self.pool.submit(_write_files, self.batch, self.source_fd))
+            self.batch = []
+
+    def _wait_for_pool(self) -> None:
+        """Every file handed to the pool exists now (or its error is raised)."""
+        if self.pool is None:
+            return
+        self._flush()
+        futures, self.futures = self.futures, []
+        self.pending.clear()
+        first = None
+        for future in futures:
             try:
-                os.setxattr(target, key, value, follow_symlinks=follow)
-            except OSError as err:
-                # As Docker does: a filesystem without xattr support, or user.* on a symlink.
-                if err.errno not in (95, 1):  # EOPNOTSUPP, EPERM
-                    raise
+                future.result()
+            except BaseException as err:  # wait for all before raising the first
+                first = first or err
+        if first is not None:
+            raise first
+
+    def _file_async(self, rel: str, path: str, parent_rel: str, e: Entry, reader: TarReader) -> None:
+        data, offset = reader.detach_data(_INLINE)
+        mode = e.mode
+        owner = (e.uid, e.gid) if self._needs_chown(e, parent_rel) else None
+        chmod = owner is not None or bool(mode & 0o7000 or mode & _UMASK)
+        times = (e.atime_ns if e.atime_ns is not None else e.mtime_ns, e.mtime_ns)
+        self.batch.append((path, mode, owner, chmod, e.xattrs, times, data, offset, e.size))
+        self.size += e.size
+        self.pending.add(rel)
+        self.created.add(rel)
+        if len(self.batch) >= _BATCH:
+            self._flush()
 
     # -- one entry ------------------------------------------------------------------
 
@@ -185,11 +291,21 @@ class _Applier:
             return
         parent_rel, _, base = rel.rpartition("/")
         pdir = self._parent(parent_rel, e.path)
+        kind = e.type
+        if self.pool is not None:
+            if kind == REGULAR and rel not in self.created and rel not in self.dirs \
+                    and not base.startswith(WHITEOUT_PREFIX) and (self.source_fd is not None or e.size <= _INLINE):
+                self._file_async(rel, pdir + "/" + base, parent_rel, e, reader)
+                self._mark(rel)
+                return
+            whited = f"{parent_rel}/{base[len(WHITEOUT_PREFIX):]}".lstrip("/")
+            if rel in self.pending or kind == HARDLINK or base == OPAQUE_MARKER or whited in self.pending:
+                self._wait_for_pool()
+            self.created.add(rel)
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(parent_rel, pdir, base, e)
             return
         path = pdir + "/" + base
-        kind = e.type
         if kind == REGULAR:
             self._file(rel, path, parent_rel, e, reader)
         elif kind == DIRECTORY:
@@ -317,6 +433,7 @@ class _Applier:
             self._remove(child, entry.path)
 
     def finish(self) -> ApplyResult:
+        self._wait_for_pool()
         for path, atime, mtime in reversed(self.dir_times):
             os.utime(path, ns=(atime, mtime), follow_symlinks=False)
         return ApplyResult(self.size, self.entries)
@@ -325,7 +442,15 @@ class _Applier:
 def apply_layer(reader: TarReader, root: str, whiteouts: Whiteouts = Whiteouts.NATIVE,
                 same_owner: bool | None = None) -> ApplyResult:
     """Unpack every member of `reader` into `root` (rules in the module docstring)."""
-    applier = _Applier(root, whiteouts, os.geteuid() == 0 if same_owner is None else same_owner)
-    for entry in reader:
-        applier.entry(entry, reader)
+    applier = _Applier(root, whiteouts, os.geteuid() == 0 if same_owner is None else same_owner,
+                       source_fd=reader.source_fd)
+    try:
+        for entry in reader:
+            applier.entry(entry, reader)
+    except BaseException:
+        try:
+            applier._wait_for_pool()  # no writer may still run when the caller discards the tree
+        except BaseException:
+            pass
+        raise
     return applier.finish()

@@ -413,6 +413,25 @@ class TarReader:
         self._left = 0
         return total
 
+    def detach_data(self, inline_limit: int) -> tuple[bytes | None, int]:
+        """Consume the current member's data without copying it anywhere yet.
+
+        Returns (bytes, -1) for data up to `inline_limit` bytes (or any size
+        when the archive is not a plain file), else (None, offset): the data is
+        at that offset of the plain file (`fd`), to be copied by someone else.
+        """
+        if self._fd is not None and self._hasher is None and self._left > inline_limit:
+            offset = self.offset
+            self._skip_bytes(self._left)
+            self._left = 0
+            return None, offset
+        return self.read(), -1
+
+    @property
+    def source_fd(self) -> int | None:
+        """The plain file's descriptor, for copying detached data (None when streaming)."""
+        return self._fd if self._hasher is None else None
+
     def member_reader(self) -> _MemberReader:
         """A file object over the current member's data (for nested archives)."""
         return _MemberReader(self)
@@ -462,6 +481,15 @@ def _write_all(fd: int, view) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+    """Copy `count` bytes at `offset` of `src_fd` to `dst_fd` (in the kernel when it can)."""
+    _copy_range(src_fd, dst_fd, offset, count)
+
+
+def write_all(fd: int, view) -> None:
+    _write_all(fd, memoryview(view))
 
 
 def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:

@@ -111,9 +111,12 @@ def _link_target(rel: str, linkname: str, kind: str) -> str:
     return clean_path(joined, "archive link")
 
 
-def read_archive(stream: BinaryIO, staging: Staging, on_layer: Callable[[str, int], None] | None = None
+def read_archive(stream: BinaryIO, staging: Staging, on_blob: Callable[[str, str], None] | None = None
                  ) -> list[StagedImage]:
-    """Stage every image of a `docker save` archive (either layout) read from `stream`."""
+    """Stage every image of a `docker save` archive (either layout) read from `stream`.
+
+    `on_blob(digest, path)` is told of each staged blob as soon as it is complete.
+    """
     found = _Archive(staging)
     reader = TarReader(stream, what="archive")
     any_entry = False
@@ -134,9 +137,9 @@ def read_archive(stream: BinaryIO, staging: Staging, on_layer: Callable[[str, in
             found.meta[rel] = reader.read()
             continue
         expected = blob_digest_from_path(rel)
-        found.blobs[rel] = staging.add_stream(reader.member_reader(), entry.size, expected)
-        if on_layer:
-            on_layer(rel, entry.size)
+        digest = found.blobs[rel] = staging.add_stream(reader.member_reader(), entry.size, expected)
+        if on_blob:
+            on_blob(digest, staging.path(digest))
     if not any_entry:
         raise InvalidArgument("invalid archive: it is empty (expected a docker save archive)")
     if MANIFEST_FILE in found.meta:

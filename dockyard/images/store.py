@@ -134,6 +134,9 @@ class ImageStore:
             "SELECT size, tar_size FROM image_layers WHERE chain_id=? LIMIT 1", (chain_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def has_layer_blob(self, digest: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM image_layers WHERE blob=? LIMIT 1", (digest,)).fetchone() is not None
+
     def ids_with_prefix(self, hex_prefix: str) -> list[str]:
         lo = "sha256:" + hex_prefix
         return [r[0] for r in self._conn().execute(

@@ -95,6 +95,7 @@ class Snapshotter(Protocol):
     def walk(self) -> Iterator[Info]: ...
     def children(self, key: str) -> list[str]: ...
     def upper_dir(self, key: str) -> str: ...
+    def content_dir(self, key: str) -> str: ...
     def whiteout_mode(self): ...
     def cleanup(self) -> None: ...
 
@@ -111,6 +112,37 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     for diff_id in diff_ids:
         out.append(chain_id(out[-1] if out else None, diff_id))
     return out
+
+
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirectories(path: str) -> None:
+    """Mark `path` as a top of a directory hierarchy (`chattr +T`), where the filesystem has that.
+
+    ext4 then places each new subdirectory (each snapshot) in a block group of
+    its own (the Orlov allocator) instead of next to its parent.  Without it,
+    a layer unpacked soon after another was deleted gets its inodes from the
+    same groups, where ext4 steps over every recently deleted inode for each
+    file it creates: unpacking became ten times slower after an `rmi`.
+    """
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 4))[0]
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags | _FS_TOPDIR_FL))
+    except OSError:
+        pass  # not ext2/3/4 (or not allowed): the default placement is fine there
+    finally:
+        os.close(fd)
 
 
 def tree_usage(path: str) -> Usage:
@@ -164,6 +196,7 @@ class DirSnapshotter:
         self.trash_dir = os.path.join(root, "trash")
         os.makedirs(self.snapshots_dir, exist_ok=True)
         os.makedirs(self.trash_dir, exist_ok=True)
+        spread_subdirectories(self.snapshots_dir)
         self.db = Database(os.path.join(root, "metadata.db"), _SCHEMA)
         self.cleanup()
 
@@ -217,6 +250,10 @@ class DirSnapshotter:
             raise InvalidArgument(f"snapshot {key} is committed; prepare or view a child to mount it")
         return self._mounts(row[0], Kind(row[3]), [pid for pid, _ in self.parents(key)])
 
+    def content_dir(self, key: str) -> str:
+        """The directory holding snapshot `key`'s own files (read-only unless it is active)."""
+        return self._content_dir(self._row(key)[0])
+
     def upper_dir(self, key: str) -> str:
         """Where a layer for active snapshot `key` is unpacked (the directory it owns)."""
         row = self._row(key)
@@ -241,22 +278,32 @@ class DirSnapshotter:
                 raise InvalidArgument(f"parent snapshot {parent} is not committed")
         if self.exists(key):
             raise Conflict(f"snapshot {key} already exists")
-        staging = os.path.join(self.snapshots_dir, "new-" + os.urandom(8).hex())
-        os.mkdir(staging, 0o700)
+        staging = self._new_staging()
         try:
             self._populate(staging, kind, parent and self._content_dir(self._row(parent)[0]))
-            with self.db.transaction() as db:
-                try:
-                    cur = db.execute("INSERT INTO snapshots (key, parent, kind, created, labels) VALUES (?,?,?,?,?)",
-                                     (key, parent, kind.value, time.time(), json.dumps(labels or {})))
-                except sqlite3.IntegrityError:
-                    raise Conflict(f"snapshot {key} already exists") from None
-                snapshot_id = cur.lastrowid
-                os.rename(staging, self.dir_of(snapshot_id))
+            self._adopt(staging, key, parent, kind, labels)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return self.mounts(key)
+
+    def _new_staging(self) -> str:
+        staging = os.path.join(self.snapshots_dir, "new-" + os.urandom(8).hex())
+        os.mkdir(staging, 0o700)
+        return staging
+
+    def _adopt(self, staging: str, key: str, parent: str | None, kind: Kind, labels: dict | None,
+               usage: Usage | None = None) -> None:
+        """Give the directory `staging` a row and its final name, in one transaction."""
+        with self.db.transaction() as db:
+            try:
+                cur = db.execute("INSERT INTO snapshots (key, parent, kind, created, labels, size, inodes) "
+                                 "VALUES (?,?,?,?,?,?,?)",
+                                 (key, parent, kind.value, time.time(), json.dumps(labels or {}),
+                                  usage and usage.size, usage and usage.inodes))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"snapshot {key} already exists") from None
+            os.rename(staging, self.dir_of(cur.lastrowid))
 
     def commit(self, name: str, key: str, labels: dict | None = None) -> None:
         """Freeze active snapshot `key` as committed snapshot `name` (Conflict if `name` exists)."""

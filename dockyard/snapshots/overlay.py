@@ -26,7 +26,8 @@ import shutil
 import tempfile
 
 from ..diff import Whiteouts
-from .base import DirSnapshotter, Kind, Mount
+from ..errors import InvalidArgument
+from .base import DirSnapshotter, Kind, Mount, tree_usage
 
 _supported: dict[str, bool] = {}
 
@@ -51,6 +52,31 @@ class OverlaySnapshotter(DirSnapshotter):
         os.chmod(os.path.join(staging, "fs"), 0o755)
         if kind is Kind.ACTIVE:
             os.mkdir(os.path.join(staging, "work"), 0o700)
+
+    # -- layers unpacked before their parent is known ------------------------------------------
+    # An overlay layer's directory holds only that layer's changes (whiteouts included), so it
+    # can be unpacked before the layers below it are, e.g. while an archive is still arriving,
+    # and adopted as a committed snapshot once its chain id is known.
+
+    def stage_layer(self) -> str:
+        """A fresh directory to unpack one layer into; hand it to `commit_staged` or `discard_staged`."""
+        staging = self._new_staging()
+        fs = os.path.join(staging, "fs")
+        os.mkdir(fs, 0o755)
+        os.chmod(fs, 0o755)
+        return fs
+
+    def commit_staged(self, name: str, parent: str | None, staged: str, labels: dict | None = None) -> None:
+        """Adopt a staged layer directory as committed snapshot `name` on `parent` (Conflict if taken)."""
+        if parent is not None and self._row(parent)[3] != Kind.COMMITTED.value:
+            raise InvalidArgument(f"parent snapshot {parent} is not committed")
+        staging = os.path.dirname(staged)
+        if os.path.dirname(staging) != self.snapshots_dir or not os.path.basename(staging).startswith("new-"):
+            raise InvalidArgument(f"{staged} is not a staged layer of this snapshotter")
+        self._adopt(staging, name, parent, Kind.COMMITTED, labels, tree_usage(staged))
+
+    def discard_staged(self, staged: str) -> None:
+        shutil.rmtree(os.path.dirname(staged), ignore_errors=True)
 
     def _before_commit(self, snapshot_id: int) -> None:
         shutil.rmtree(os.path.join(self.dir_of(snapshot_id), "work"), ignore_errors=True)

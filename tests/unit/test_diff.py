@@ -323,3 +323,44 @@ def test_write_diff_records_changes_and_deletions(tmp_path):
     # Applying the diff to the lower tree gives the upper tree.
     apply_bytes(out.getvalue(), lower)
     assert tree(lower) == tree(upper)
+
+
+# -- files created by the worker threads ------------------------------------------------------
+
+def test_parallel_creation_keeps_the_archive_order(tmp_path):
+    entries = [("a", "file", b"v1"), ("a", "file", b"v2"), ("b", "file", b"file"), ("b", "dir", None),
+               ("b/c", "file", b"in dir"), ("h", "hardlink", "a"), ("d", "file", b"gone soon"),
+               (".wh.d", "file", b""), ("e", "file", b"x"), ("e", "symlink", "a")]
+    entries += [(f"many/f{i}", "file", bytes([i % 256]) * i) for i in range(300)]
+    apply_bytes(make_tar(entries), tmp_path)
+    got = tree(tmp_path)
+    assert got["a"] == ("file", b"v2") and got["b"] == ("dir", None) and got["b/c"] == ("file", b"in dir")
+    assert got["h"] == ("file", b"v2") and "d" not in got and got["e"] == ("symlink", "a")
+    assert os.lstat(tmp_path / "h").st_ino == os.lstat(tmp_path / "a").st_ino
+    assert all(got[f"many/f{i}"] == ("file", bytes([i % 256]) * i) for i in range(300))
+
+
+def test_unpacking_from_a_file_matches_gnu_tar(tmp_path):
+    import random
+    import subprocess
+    rng = random.Random(7)
+    entries = [(f"d{i % 17}/f{i}", "file", rng.randbytes(rng.choice([0, 10, 4000, 70_000, 300_000])),
+                {"mode": rng.choice([0o644, 0o755, 0o600, 0o4755]), "mtime": 1_500_000_000 + i})
+               for i in range(400)]
+    entries.append(("d3/link", "symlink", "f3"))
+    path = tmp_path / "layer.tar"
+    path.write_bytes(make_tar(entries))
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    reader = TarReader.open_file(str(path))
+    try:
+        result = apply_layer(reader, str(ours), Whiteouts.OVERLAY)
+    finally:
+        reader.close()
+    subprocess.run(["tar", "-xpf", str(path), "-C", str(theirs)], check=True)
+    from tests.support.images import fs_tree
+    assert fs_tree(str(ours)) == fs_tree(str(theirs))
+    assert result.size == sum(len(e[2]) for e in entries if e[1] == "file")
+    for name in ("d1/f1", "d5/f5"):
+        assert os.lstat(ours / name).st_mtime == os.lstat(theirs / name).st_mtime
