@@ -366,3 +366,28 @@ def test_oci_layout_export_and_import(svc, tmp_path):
     assert other.resolve("copied:1") == img.id
     with pytest.raises(NotFound, match="no image named 'nope'"):
         other.import_oci_layout(layout, ref="nope")
+
+
+def test_multi_platform_index_picks_the_host_platform(svc, tmp_path):
+    from tests.support.images import oci_manifest, sha
+    amd, arm = Img([BASE], ["multi:1"]), Img([APP], ["multi:1"])
+    nested = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(oci_manifest(arm)),
+         "size": len(oci_manifest(arm)), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(oci_manifest(amd)),
+         "size": len(oci_manifest(amd)), "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode()
+    from tests.support.images import oci_layout_files
+    files = oci_layout_files([amd, arm], index_entries=[
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(nested), "size": len(nested),
+         "annotations": {"io.containerd.image.name": "docker.io/library/multi:1",
+                         "org.opencontainers.image.ref.name": "1"}}])
+    files["blobs/sha256/" + sha(nested)[7:]] = nested
+    layout = tmp_path / "layout"
+    for path, data in files.items():
+        (layout / os.path.dirname(path)).mkdir(parents=True, exist_ok=True)
+        (layout / path).write_bytes(data)
+    from dockyard.images.formats import host_platform
+    want = arm if host_platform().architecture == "arm64" else amd
+    assert svc.import_oci_layout(str(layout)) == [want.id]
+    assert svc.resolve("multi:1") == want.id
