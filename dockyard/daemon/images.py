@@ -516,7 +516,7 @@ class ImageService:
         with Staging(self.content) as staging, Prefetch(self.snapshotter, self._layer_known) as prefetch:
             images = read_archive(stream, staging, prefetch.offer)
             messages = []
-            self._commit(staging, images, messages_out=messages, quiet=quiet, prefetch=prefetch)
+            self.store_staged(staging, images, messages_out=messages, quiet=quiet, prefetch=prefetch)
         for image, moved in messages:
             for old_id, name in moved:
                 yield {"stream": f"The image {name} already exists, renaming the old one with ID {old_id} to "
@@ -538,7 +538,7 @@ class ImageService:
         names = (parse_repository_tag(repo, tag),) if repo else ()
         with Staging(self.content) as staging:
             image = stage_rootfs(stream, staging, changes, message, names)
-            self._commit(staging, [image], action="import")
+            self.store_staged(staging, [image], action="import")
         return image.id
 
     def import_oci_layout(self, directory: str, name: str | None = None, ref: str | None = None) -> list[str]:
@@ -555,16 +555,22 @@ class ImageService:
                     raise InvalidArgument(f"the layout holds {len(images)} images; choose one with a ref")
                 images = [StagedImage(images[0].config, images[0].config_digest, images[0].manifest,
                                       images[0].manifest_type, images[0].layers, (target,))]
-            self._commit(staging, images, action="load", prefetch=prefetch)
+            self.store_staged(staging, images, action="load", prefetch=prefetch)
         return [image.id for image in images]
 
     def _layer_known(self, digest: str) -> bool:
         """Whether the layer stored as blob `digest` is unpacked already (by some image)."""
         return self.store.has_layer_blob(digest)
 
-    def _commit(self, staging: Staging, images: list[StagedImage], action: str = "load",
-                messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None) -> None:
-        """Unpack, then store the staged images and their names, atomically as seen from outside."""
+    def store_staged(self, staging: Staging, images: list[StagedImage], action: str = "load",
+                     messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None
+                     ) -> None:
+        """Unpack, then store the staged images and their names, atomically as seen from outside.
+
+        The one way images enter the store (load, import, OCI layouts, commit,
+        later pull and build): blobs staged in `staging` are committed only
+        after every layer unpacked, and `emit(action, …)` follows each image.
+        """
         claims = []
         for image in images:
             claims.extend(chain_ids(image.config.diff_ids))
@@ -619,6 +625,8 @@ class ImageService:
             with self._lock:
                 self._claimed.subtract(claims)
                 self._claimed = +self._claimed
+
+    _commit = store_staged  # the name daemon/commit.py first used
 
     # -- exports ---------------------------------------------------------------------------------
 
