@@ -168,7 +168,7 @@ def _port_group(key: str, first: int, last: int) -> str:
 
 def container_context(c: dict[str, Any], trunc: bool, now: float) -> Any:
     from dockyard.cli.format import go_time, human_size, time_ago
-    from dockyard.cli.template import Context
+    from dockyard.cli.template import NIL, Context
 
     names = [n[1:] if n.startswith("/") else n for n in c.get("Names") or []]
     if trunc:
@@ -204,7 +204,7 @@ def container_context(c: dict[str, Any], trunc: bool, now: float) -> Any:
         "Mounts": ",".join(mounts),
         "Names": ",".join(names),
         "Networks": ",".join(networks),
-        "Platform": platform,
+        "Platform": platform if platform is not None else NIL,
         "Ports": _ports_column(c.get("Ports") or []),
         "RunningFor": time_ago(c.get("Created", 0), now),
         "Size": size,
@@ -354,8 +354,9 @@ START = Command(
     ("start",), "[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
     [
         Flag("attach", "a", BOOL, "Attach STDOUT/STDERR and forward signals"),
-        Flag("checkpoint", "", STRING, "Restore from this checkpoint"),
-        Flag("checkpoint-dir", "", STRING, "Use a custom checkpoint storage directory"),
+        # experimental in docker, so hidden when the engine is not (ours never is)
+        Flag("checkpoint", "", STRING, "Restore from this checkpoint", hidden=True),
+        Flag("checkpoint-dir", "", STRING, "Use a custom checkpoint storage directory", hidden=True),
         Flag("detach-keys", "", STRING, "Override the key sequence for detaching a container"),
         Flag("interactive", "i", BOOL, "Attach container's STDIN"),
     ],
@@ -381,7 +382,7 @@ def _stop_flags() -> list[Flag]:
     return [
         Flag("signal", "s", STRING, "Signal to send to the container"),
         Flag("time", "", INT, "Seconds to wait before killing the container (deprecated: use --timeout)",
-             hidden=True),
+             deprecated="use --timeout instead"),
         Flag("timeout", "t", INT, "Seconds to wait before killing the container"),
     ]
 
@@ -555,7 +556,7 @@ TOP = Command(("top",), "CONTAINER [ps OPTIONS]", "Display the running processes
               min_args=1, aliases=("container top", "top"), interspersed=False)
 PORT = Command(("port",), "CONTAINER [PRIVATE_PORT[/PROTO]]",
                "List port mappings or a specific mapping for the container", [], run_port, min_args=1, max_args=2,
-               aliases=("container port", "port"))
+               aliases=("container port", "port"), ranged=True)
 DIFF = Command(("diff",), "CONTAINER", "Inspect changes to files or directories on a container's filesystem",
                [], run_diff, min_args=1, max_args=1, aliases=("container diff", "diff"))
 
@@ -633,7 +634,7 @@ COMMIT = Command(
         Flag("message", "m", STRING, "Commit message"),
         Flag("pause", "p", BOOL, "Pause container during commit", default=True, shown_default="true"),
     ],
-    run_commit, min_args=1, max_args=2, aliases=("container commit", "commit"), interspersed=False,
+    run_commit, min_args=1, max_args=2, aliases=("container commit", "commit"), interspersed=False, ranged=True,
 )
 
 
@@ -701,9 +702,15 @@ def run_logs(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     client = cli.client()
     info = client.container_inspect(args[0])
     now = time.time()
-    response = client.container_logs(info["Id"], follow=opts["follow"], since=parse_timestamp(opts["since"], now),
-                                     until=parse_timestamp(opts["until"], now), timestamps=opts["timestamps"],
-                                     tail=opts["tail"], details=opts["details"])
+    bounds = {}
+    for key in ("since", "until"):
+        try:
+            bounds[key] = parse_timestamp(opts[key], now)
+        except CliError as exc:
+            raise CliError(f'invalid value for "{key}": {exc.message}') from None
+    response = client.container_logs(info["Id"], follow=opts["follow"], since=bounds["since"],
+                                     until=bounds["until"], timestamps=opts["timestamps"], tail=opts["tail"],
+                                     details=opts["details"])
     cli.out.flush()
     try:
         copy_logs(response, bool((info.get("Config") or {}).get("Tty")))

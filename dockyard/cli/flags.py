@@ -51,11 +51,12 @@ class Flag:
     `shown_default` is the "(default ...)" pflag appends to the help; `hidden` flags
     parse but are not listed (docker's deprecated spellings such as `--net`)."""
 
-    __slots__ = ("long", "short", "kind", "help", "metavar", "default", "check", "shown_default", "hidden")
+    __slots__ = ("long", "short", "kind", "help", "metavar", "default", "check", "shown_default", "hidden",
+                 "deprecated")
 
     def __init__(self, long: str, short: str = "", kind: str = BOOL, help: str = "",
                  metavar: str | None = None, default: Any = None, check: Callable[[str], Any] | None = None,
-                 shown_default: str = "", hidden: bool = False):
+                 shown_default: str = "", hidden: bool = False, deprecated: str = ""):
         self.long = long
         self.short = short
         self.kind = kind
@@ -67,7 +68,9 @@ class Flag:
         self.default = default
         self.check = check
         self.shown_default = shown_default
-        self.hidden = hidden
+        # A deprecated flag still works; using it prints pflag's notice (and hides it from help).
+        self.deprecated = deprecated
+        self.hidden = hidden or bool(deprecated)
 
     @property
     def key(self) -> str:
@@ -78,11 +81,12 @@ class Command:
     """One command: `path` like ("image", "ls"), with its flags, arity and handler."""
 
     __slots__ = ("path", "usage", "short", "aliases", "flags", "min_args", "max_args", "run",
-                 "interspersed", "arity_footer", "long_help")
+                 "interspersed", "ranged", "long_help")
 
     def __init__(self, path: tuple[str, ...], usage: str, short: str, flags: list[Flag],
                  run: Callable[..., int | None], min_args: int = 0, max_args: int | None = None,
-                 aliases: tuple[str, ...] = (), interspersed: bool = True, long_help: str = ""):
+                 aliases: tuple[str, ...] = (), interspersed: bool = True, long_help: str = "",
+                 ranged: bool = False):
         self.path = path
         self.usage = usage
         self.short = short
@@ -94,6 +98,8 @@ class Command:
         self.interspersed = interspersed
         # Printed instead of `short` by --help, where docker has a longer text (cp).
         self.long_help = long_help
+        # docker words min/max arity one of two ways; `ranged` commands say both bounds at once
+        self.ranged = ranged
 
     def full_name(self) -> str:
         return " ".join((PROG, *self.path))
@@ -201,6 +207,10 @@ class Command:
         return f'invalid argument "{value}" for "{names}" flag: {why}'
 
     def _set(self, opts: dict[str, Any], flag: Flag, value: str) -> None:
+        if flag.deprecated:
+            import sys
+
+            sys.stdout.write(f"Flag --{flag.long} has been deprecated, {flag.deprecated}\n")
         if flag.check is not None:
             try:
                 converted = flag.check(value)
@@ -233,6 +243,8 @@ class Command:
             raise UsageError(f"{name} accepts no arguments", self, 1)
         if lo == hi and n != lo:
             raise UsageError(f"{name} requires {plural(lo)}", self, 1)
+        if self.ranged and hi is not None and not lo <= n <= hi:
+            raise UsageError(f"{name} requires at least {lo} and at most {plural(hi)}", self, 1)
         if n < lo:
             raise UsageError(f"{name} requires at least {plural(lo)}", self, 1, footer="See")
         if hi is not None and n > hi:

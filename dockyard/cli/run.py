@@ -138,14 +138,18 @@ _CGROUPNS_HELP = """Cgroup namespace to use (host|private)
 
 
 def _flags(command: str) -> list[Flag]:
-    """The container flags of `run` or `create`, in pflag's (sorted) help order."""
+    """The container flags of `run` or `create`, in pflag's (sorted) help order.
+
+    Hidden, though parsed: what the docker CLI hides when its engine speaks API
+    1.41 on Linux, as ours does (flags for newer APIs, Windows-only flags).
+    """
     running = command == "run"
     verb = "running" if running else "creating"
     pull_choices = '("always", "missing", "never")' if running else '("always", "|missing", "never")'
     flags = [
         Flag("add-host", "", LIST, "Add a custom host-to-IP mapping (host:ip)", metavar="list"),
         Flag("annotation", "", LIST, "Add an annotation to the container (passed through to the OCI runtime)",
-             metavar="map", shown_default="map[]"),
+             metavar="map", shown_default="map[]", hidden=True),
         Flag("attach", "a", LIST, "Attach to STDIN, STDOUT or STDERR", metavar="list", check=_attach_stream),
         Flag("blkio-weight", "", STRING, "Block IO (relative weight), between 10 and 1000, or 0 to disable "
              "(default 0)", metavar="uint16", check=_uint16, default=0),
@@ -156,8 +160,10 @@ def _flags(command: str) -> list[Flag]:
         Flag("cgroup-parent", "", STRING, "Optional parent cgroup for the container"),
         Flag("cgroupns", "", STRING, _CGROUPNS_HELP),
         Flag("cidfile", "", STRING, "Write the container ID to the file"),
-        Flag("cpu-count", "", STRING, "CPU count (Windows only)", metavar="int", check=_int64, default=0),
-        Flag("cpu-percent", "", STRING, "CPU percent (Windows only)", metavar="int", check=_int64, default=0),
+        Flag("cpu-count", "", STRING, "CPU count (Windows only)", metavar="int", check=_int64, default=0,
+             hidden=True),
+        Flag("cpu-percent", "", STRING, "CPU percent (Windows only)", metavar="int", check=_int64, default=0,
+             hidden=True),
         Flag("cpu-period", "", STRING, "Limit CPU CFS (Completely Fair Scheduler) period", metavar="int",
              check=_int64, default=0),
         Flag("cpu-quota", "", STRING, "Limit CPU CFS (Completely Fair Scheduler) quota", metavar="int",
@@ -206,7 +212,8 @@ def _flags(command: str) -> list[Flag]:
         Flag("health-retries", "", STRING, "Consecutive failures needed to report unhealthy", metavar="int",
              check=_int32, default=0),
         Flag("health-start-interval", "", STRING, "Time between running the check during the start period "
-             "(ms|s|m|h) (default 0s)", metavar="duration", check=values.go_duration_ns, default=0),
+             "(ms|s|m|h) (default 0s)", metavar="duration", check=values.go_duration_ns, default=0,
+             hidden=True),
         Flag("health-start-period", "", STRING, "Start period for the container to initialize before starting "
              "health-retries countdown (ms|s|m|h) (default 0s)", metavar="duration",
              check=values.go_duration_ns, default=0),
@@ -217,9 +224,9 @@ def _flags(command: str) -> list[Flag]:
         Flag("init", "", BOOL, "Run an init inside the container that forwards signals and reaps processes"),
         Flag("interactive", "i", BOOL, "Keep STDIN open even if not attached"),
         Flag("io-maxbandwidth", "", STRING, "Maximum IO bandwidth limit for the system drive (Windows only)",
-             metavar="bytes", check=values.memory, default=0),
+             metavar="bytes", check=values.memory, default=0, hidden=True),
         Flag("io-maxiops", "", STRING, "Maximum IOps limit for the system drive (Windows only)", metavar="uint",
-             check=_uint64, default=0),
+             check=_uint64, default=0, hidden=True),
         Flag("ip", "", STRING, "IPv4 address (e.g., 172.30.100.104)"),
         Flag("ip6", "", STRING, "IPv6 address (e.g., 2001:db8::33)"),
         Flag("ipc", "", STRING, "IPC mode to use"),

@@ -370,7 +370,7 @@ def parse_timestamp(text: str, now: float) -> str:
         return ""
     duration = _parse_duration(text)
     if duration is not None:
-        return f"{now - duration:.9f}"
+        return str(int(now - duration))  # docker sends whole seconds for a relative time ("10m")
     head, dot, frac = text.partition(".")
     if head.isdigit() and (not dot or frac.isdigit()):
         return text

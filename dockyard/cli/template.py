@@ -36,12 +36,27 @@ class Context:
         self.json_value = json_value
 
 
+class _Nil:
+    """A nil pointer in a Go struct: printed `<nil>` (a missing map key prints `<no value>`), false, JSON null."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NIL"
+
+
+NIL = _Nil()
+
+
 # --- values, printed and compared as Go would --------------------------------------
 
 
 def go_str(value: Any) -> str:
     if value is None:
         return "<no value>"
+    if value is NIL:
+        return "<nil>"
     if value is True:
         return "true"
     if value is False:
@@ -79,7 +94,7 @@ def go_json(value: Any, escape_html: bool = False) -> str:
         # decoded engine JSON keeps the engine's order, as Go's typed structs do.
         escape_html, sort = value.escape_json, True
         # Methods that take arguments ({{.Label "k"}}) are not part of a context's JSON.
-        value = {k: v for k, v in value.fields.items() if not callable(v)}
+        value = {k: (None if v is NIL else v) for k, v in value.fields.items() if not callable(v)}
     text = json.dumps(value, separators=(",", ":"), sort_keys=sort, ensure_ascii=False)
     if escape_html:
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

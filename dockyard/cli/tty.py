@@ -170,19 +170,36 @@ class ContainerRelay:
             client.container_resize(self.target, rows, columns)
 
     def resize_to_terminal(self) -> None:
-        """Send the size; retried a few times as the docker CLI does (the process may not be up yet)."""
+        """Send the size. If the engine refuses (the process may not be up yet), retry in the
+        background as the docker CLI does, and complain only if that fails too while we still run."""
+        rows, columns = size(1)
+        try:
+            self.resize(rows, columns)
+        except Exception:  # noqa: BLE001 - an engine that refuses a resize must not stop the session
+            import threading
+
+            threading.Thread(target=self._retry_resize, args=(rows, columns), daemon=True).start()
+
+    def _retry_resize(self, rows: int, columns: int) -> None:
         import time
 
-        rows, columns = size(1)
-        for attempt in range(11):
-            try:
-                self.resize(rows, columns)
-                return
-            except Exception:  # noqa: BLE001 - an engine that refuses a resize must not stop the session
-                if attempt == 10:
-                    os.write(2, b"failed to resize tty, using default size\n")
-                    return
+        from dockyard.client.api import EngineClient
+
+        client = EngineClient(self.host)  # not the main flow's: that one is in use meanwhile
+        try:
+            for attempt in range(10):
                 time.sleep((attempt + 1) * 0.01)
+                try:
+                    if self.is_exec:
+                        client.exec_resize(self.target, rows, columns)
+                    else:
+                        client.container_resize(self.target, rows, columns)
+                    return
+                except Exception:  # noqa: BLE001, S112 - retried, then reported below
+                    continue
+            os.write(2, b"failed to resize tty, using default size\n")
+        finally:
+            client.close()
 
     def _on_signal(self, number: int) -> None:
         if number == _signal.SIGWINCH and self.follow_size:
