@@ -59,11 +59,9 @@ def _uint64(text: str) -> int:
 
 def _network(text: str) -> dict[str, Any]:
     """`--network name` or the long form `name=n,alias=a,ip=...` (opts.NetworkOpt)."""
-    import re
-
     attachment: dict[str, Any] = {"Target": text, "Aliases": [], "DriverOpts": None, "IPv4Address": "",
                                   "IPv6Address": "", "LinkLocalIPs": [], "MacAddress": "", "GwPriority": 0}
-    if not re.search(r"\w+=\w+(,\w+=\w+)*", text):
+    if not _long_syntax(text):
         return attachment
     attachment["Target"] = ""
     for field in values.csv_fields(text):
@@ -98,6 +96,17 @@ def _network(text: str) -> dict[str, Any]:
     if not attachment["Target"]:
         raise ValueError("network name/id is not specified")
     return attachment
+
+
+def _word(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch == "_")
+
+
+def _long_syntax(text: str) -> bool:
+    """docker's test for `--network` CSV syntax, the regexp `\\w+=\\w+` found anywhere (without `re`,
+    whose import costs `run` 10 ms)."""
+    return any(ch == "=" and 0 < i < len(text) - 1 and _word(text[i - 1]) and _word(text[i + 1])
+               for i, ch in enumerate(text))
 
 
 def _gpus(text: str) -> dict[str, Any]:

@@ -645,3 +645,25 @@ def test_usage_errors(target, args):
     # docker 28 mangles one footer ("SRun 'docker ps --help'"); the intended text is "Run"
     want = _as_ours_everywhere(theirs.stderr.decode()).replace("\n\nSRun '", "\n\nRun '")
     assert (ours_run.returncode, ours_run.stdout.decode(), ours_run.stderr.decode()) == (theirs.returncode, "", want)
+
+
+def test_signals_are_proxied_to_the_container(target):
+    """Without a terminal, run forwards the signals it gets (sig-proxy); --sig-proxy=false does not."""
+    import signal
+    import subprocess
+
+    from tests.support.engine import DOCKER, DOCKYARD
+
+    script = "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+    for program in (DOCKYARD, DOCKER):
+        proc = subprocess.Popen([program, *RUN, "bb", "sh", "-c", script], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=target.env())
+        try:
+            assert proc.stdout.readline() == b"ready\n"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert (proc.returncode, out) == (3, b"got-term\n"), (program, err)
