@@ -108,6 +108,7 @@ async def serve(config: DaemonConfig, stop: asyncio.Event, ready: Any = None) ->
     daemon.events.attach(loop)
     server = ApiServer(build_router(), daemon)
     try:
+        await daemon.start()
         await server.serve_socket(sock, config.socket_path)
         log.info("API listening on unix://%s", config.socket_path)
         if ready is not None:
@@ -116,6 +117,7 @@ async def serve(config: DaemonConfig, stop: asyncio.Event, ready: Any = None) ->
         log.info("shutting down")
     finally:
         await server.close()
+        await daemon.aclose()
         executor.shutdown(wait=True, cancel_futures=True)
         daemon.close()
 

@@ -354,6 +354,8 @@ class _Connection:
             if pending_item is not None and not pending_item.done():
                 pending_item.cancel()
                 await asyncio.wait({pending_item})
+            elif pending_item is not None and not pending_item.cancelled():
+                pending_item.exception()  # the body ended as the client left: nothing to report
             if not watcher.done():
                 watcher.cancel()
                 await asyncio.wait({watcher})

@@ -29,6 +29,19 @@ class Daemon:
         self.events = EventBus()
         self.system = SystemService(config)
         self.images = ImageService(config.data_root, emit=self.events.emit)
+        from dockyard.daemon.containers import ContainerService
+        from dockyard.daemon.exec import ExecService
+
+        self.containers = ContainerService(config.data_root, config.exec_root, self.images, self.events.emit)
+        self.execs = ExecService(self.containers)
+
+    async def start(self) -> None:
+        """Work that needs the event loop: containers are reconciled with the monitor."""
+        await self.containers.startup()
+
+    async def aclose(self) -> None:
+        """Containers keep running under the monitor; only our connection to it closes."""
+        await self.containers.close()
 
     def close(self) -> None:
         close = getattr(self.images, "close", None)

@@ -6,6 +6,7 @@
     engine.docker("images")  # the real docker CLI, DOCKER_HOST at it
     engine.dockyard("images")  # our installed CLI, -H at it
     engine.stop()            # SIGTERM; checks the daemon cleaned up after itself
+    engine.shutdown_monitor()  # kill every container and the monitor (a machine "reboot")
 
 Each engine has its own data root, exec root, pid file and socket under the
 given directory, so tests never touch the machine's /var/lib/dockyard or
@@ -114,10 +115,53 @@ class Engine:
                     found.append(point)
         return found
 
+    @property
+    def monitor_socket(self) -> Path:
+        return self.exec_root / "monitor.sock"
+
+    def monitor_pid(self) -> int | None:
+        """The pid of the container monitor serving this engine's exec root, if one runs."""
+        try:
+            pid = int((self.exec_root / "monitor.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"dockyard.daemon.monitor" not in f.read():
+                    return None
+        except FileNotFoundError:
+            return None
+        return pid
+
+    def shutdown_monitor(self, timeout: float = 30) -> None:
+        """Kill every container of this engine and stop its monitor (containers outlive the daemon)."""
+        import socket
+
+        from dockyard.daemon import monitorwire
+
+        pid = self.monitor_pid()
+        if pid is None:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self.monitor_socket))
+                sock.sendall(monitorwire.control({"op": "shutdown", "seq": 1}))
+                sock.recv(4096)
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.02)
+        if os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+
     def cleanup(self) -> None:
-        """Stop (if needed), unmount anything left below the root, delete the tree."""
+        """Stop (if needed), stop the monitor and its containers, unmount anything left below the root,
+        delete the tree."""
         try:
             self.stop()
+            self.shutdown_monitor()
         finally:
             for point in sorted(self.mounts_below(), key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], check=False)

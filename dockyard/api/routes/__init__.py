@@ -1,8 +1,7 @@
 """Route modules, one per resource. Each owns a `routes` RouteTable.
 
 Order matters only between modules whose patterns overlap; within the images
-module, fixed names come before the greedy `{name}` patterns. The containers
-and exec modules of the next issue are added to MODULES.
+module, fixed names come before the greedy `{name}` patterns.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import importlib
 
 from dockyard.api.routing import Router
 
-MODULES = ("system", "images")
+MODULES = ("system", "images", "containers", "exec")
 
 
 def build_router(modules: tuple[str, ...] = MODULES) -> Router:

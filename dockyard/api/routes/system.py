@@ -210,9 +210,14 @@ async def events(req: Request) -> Stream:
 async def disk_usage(req: Request) -> Response:
     usage = await run_blocking(req.services.images.disk_usage)
     containers = getattr(req.services, "containers", None)
+    rows = []
+    if containers is not None:
+        from dockyard.api.routes.containers import summary_json
+
+        rows = await run_blocking(lambda: [summary_json(c, containers, size=True) for c in containers.all()])
     return json_response({
         **df_json(usage),
-        "Containers": await run_blocking(containers.disk_usage) if containers is not None else [],
+        "Containers": rows,
         "Volumes": [],
         "BuildCache": [],
         "BuilderSize": 0,
