@@ -43,8 +43,9 @@ def run_inspect(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
             if path is None:
                 last_error = ApiError(404, f"No such {k}: {name}")
                 break
+            params = [("size", "1")] if opts["size"] and k == "container" else None
             try:
-                found.append(client.get_json(path.format(quote(name, "/:@"))))
+                found.append(client.get_json(path.format(quote(name, "/:@")), params))
                 last_error = None
                 break
             except ApiError as exc:

@@ -130,6 +130,8 @@ def _index(item: Any, *keys: Any) -> Any:
 def _len(item: Any) -> int:
     if isinstance(item, (list, tuple, dict, str)):
         return len(item)
+    if item is None or item is NIL:
+        return 0  # a JSON null is a nil slice or map in docker's typed structs: length 0
     raise TemplateError(f"error calling len: len of type {type(item).__name__}")
 
 

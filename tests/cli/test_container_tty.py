@@ -36,6 +36,9 @@ def session(target, cli, args, keys, rows=20, cols=90, prompt=b"# ", timeout=20.
     try:
         if prompt:
             term.read_until(prompt)
+            # as a person would: the CLI sends the window size right after the start, and
+            # a command typed before it lands sees 0x0 (with dockerd as with ours)
+            time.sleep(0.3)
         for key in keys:
             if callable(key):
                 key(term)

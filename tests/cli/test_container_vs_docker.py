@@ -286,6 +286,8 @@ def test_inspect_and_other_readers(target, listed):
          running, exited, created],
         ["container", "inspect", "-f", "{{.Name}} {{json .Config.Labels}}", exited],
         ["container", "inspect", "--format", "json", created],
+        ["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}} {{len .ExecIDs}}", exited],
+        ["container", "inspect", "-s", "-f", "{{.SizeRootFs}}", exited],
         ["inspect", exited],
         ["inspect", "nosuch", exited, "-f", "{{.Name}}"],
         ["container", "inspect", "nosuch"],
