@@ -1357,9 +1357,19 @@ class ContainerService:
         await self.monitor.close()
 
 
+# Empty files the runtime creates as mount points for the engine's bind mounts (docker keeps them
+# in an "init" layer below the container's, so they never show in its diff or commits).
+MOUNT_POINTS = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
 def overlay_changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
     """What an overlay upper directory changed over its lower ones, as docker diff lists it."""
     out: list[tuple[str, str]] = []
+    skipped = set()
+    for rel in MOUNT_POINTS:
+        path = os.path.join(upper, rel)
+        if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0:
+            skipped.add(rel)
 
     def in_lower(rel: str) -> bool:
         return any(os.path.lexists(os.path.join(lower, rel)) for lower in lowers)
@@ -1370,6 +1380,8 @@ def overlay_changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
         for name in sorted(dirs + files):
             path = os.path.join(directory, name)
             rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            if rel in skipped:
+                continue
             st = os.lstat(path)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 out.append(("D", "/" + rel))
@@ -1377,6 +1389,11 @@ def overlay_changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
                 out.append(("C", "/" + rel))
             else:
                 out.append(("A", "/" + rel))
+    # A directory copied up only to hold such mount points has not changed either.
+    for parent in {os.path.dirname(rel) for rel in skipped}:
+        entries = set(os.listdir(os.path.join(upper, parent)))
+        if entries <= {os.path.basename(rel) for rel in skipped if os.path.dirname(rel) == parent}:
+            out = [change for change in out if change != ("C", "/" + parent)]
     out.sort(key=lambda change: change[1])
     return out
 

@@ -32,7 +32,7 @@ KEEP_FINISHED = 600.0
 
 class Exec:
     __slots__ = ("id", "ctr", "cmd", "tty", "stdin", "stdout", "stderr", "detach_keys", "env", "workdir",
-                 "user", "privileged", "running", "exit_code", "pid", "started", "done", "finished_at")
+                 "user", "privileged", "running", "exit_code", "pid", "started", "done", "finished_at", "size")
 
     def __init__(self, exec_id: str, ctr: Ctr, body: dict):
         self.id = exec_id
@@ -60,6 +60,7 @@ class Exec:
         self.started = False
         self.done = asyncio.get_running_loop().create_future()
         self.finished_at = 0.0
+        self.size: tuple[int, int] | None = None  # a resize that came before the process existed
 
     @property
     def command_line(self) -> str:
@@ -113,6 +114,8 @@ class ExecService:
         process["args"] = list(ex.cmd)
         process["terminal"] = ex.tty
         process.pop("consoleSize", None)
+        if ex.tty and ex.size:
+            process["consoleSize"] = {"height": ex.size[0], "width": ex.size[1]}
         env = list(process.get("env") or [])
         for entry in ex.env:
             key = entry.split("=", 1)[0]
@@ -185,6 +188,8 @@ class ExecService:
             await fail(f"OCI runtime exec failed: exec failed: {err.message}: unknown")
             return
         ex.running, ex.pid = True, reply.get("pid", 0)
+        if ex.tty and ex.size and process.get("consoleSize") != {"height": ex.size[0], "width": ex.size[1]}:
+            await self.resize(ex.id, *ex.size)  # it came while the process was being started
         self.containers.emit(ex.ctr, "exec_start: " + ex.command_line + " ", execID=ex.id)
         exit_code: list[int] = []
 
@@ -222,7 +227,8 @@ class ExecService:
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         ex = self.get(exec_id)
+        ex.size = (height, width)
         if not ex.running:
-            return
+            return  # applied when the process starts (the CLI resizes right after its start request)
         with contextlib.suppress(MonitorError):
             await self.containers.monitor.request("resize", exec_id=ex.id, h=height, w=width)

@@ -90,6 +90,7 @@ class MonitorClient:
         self._seq = itertools.count(1)
         self._connecting: asyncio.Lock | None = None
         self._read_task: asyncio.Task | None = None
+        self._closing = False
         self.monitor_pid = 0
 
     @property
@@ -180,6 +181,18 @@ class MonitorClient:
                     future.set_exception(Unavailable("the container monitor went away"))
             self._replies.clear()
             log.info("monitor connection closed")
+            if not self._closing:
+                # The monitor died: a new one is started, and what the old one
+                # supervised is accounted for (on_connect) at once, not at the next request.
+                asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(self._reconnect()))
+
+    async def _reconnect(self) -> None:
+        if self._closing or self.connected:
+            return
+        try:
+            await self.connect()
+        except Exception as err:  # noqa: BLE001 - the next request tries again
+            log.error("restarting the container monitor failed: %s", err)
 
     async def _ask(self, op: str, **fields) -> dict:
         if self._writer is None:
@@ -228,6 +241,7 @@ class MonitorClient:
         return reply, MonitorStream(reader, writer, decoder, pending)
 
     async def close(self) -> None:
+        self._closing = True
         writer = self._writer
         if writer is not None:
             writer.close()
