@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["runtime.py", "cli.py", "images.py"]
+SCRIPTS = ["runtime.py", "cli.py", "images.py", "containers.py"]
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ layer (`diff.write_tree` turns overlay whiteouts into OCI ones), stored
 uncompressed (its digest is its DiffID), and the new config is the parent's
 with that layer appended, the container's Config (after `--change`) as its
 `config`, and a history entry. The image service's own import path then
-stores it (`ImageService._commit`: the parent's layers are found unpacked
+stores it (`ImageService.store_staged`: the parent's layers are found unpacked
 already; the new one is unpacked once more as its own snapshot, so the image
 does not depend on the container).
 """
@@ -73,5 +73,5 @@ def commit_image(images, container_id: str, image_id: str, snapshot_key: str, co
         manifest = build_manifest(Descriptor(OCI_CONFIG, config_digest, len(raw)), layers)
         staging.add_bytes(manifest)
         image = StagedImage(parse_config(raw), config_digest, manifest, OCI_MANIFEST, tuple(layers), names)
-        images._commit(staging, [image], action="commit")
+        images.store_staged(staging, [image], action="commit")
     return image.id

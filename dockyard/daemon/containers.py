@@ -344,8 +344,10 @@ class ContainerService:
             return None
         return rec
 
-    def _save(self, ctr: Ctr, sync: bool = False) -> None:
-        write_json_atomic(os.path.join(self._dir(ctr.id), RECORD), ctr.rec, sync)
+    def _save(self, ctr: Ctr) -> None:
+        """Write the record, on the event loop: a few KB, and never two writers of one record at once."""
+        if not ctr.removing:  # its directory is on its way out
+            write_json_atomic(os.path.join(self._dir(ctr.id), RECORD), ctr.rec)
 
     def _holder_running(self, holder: str) -> bool:
         ctr = self._ctrs.get(holder)
@@ -618,7 +620,7 @@ class ContainerService:
         if early is not None and early[2] == generation:
             self._exited(ctr, *early)
         else:
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
 
     def _prepare_bundle(self, ctr: Ctr) -> None:
         """Mount the rootfs, write the engine's files and config.json (in a worker thread)."""
@@ -664,7 +666,7 @@ class ContainerService:
         state["ExitCode"] = failure_exit_code(message)
         state["Status"] = "created" if state["StartedAt"] == ZERO_TIME else "exited"
         await self._run_blocking(self._unmount, ctr.id)
-        await self._run_blocking(self._save, ctr)
+        self._save(ctr)
         if ctr.rec["HostConfig"].get("AutoRemove"):
             asyncio.ensure_future(self.remove(ctr.id, force=True, internal=True))
 
@@ -689,8 +691,7 @@ class ContainerService:
         if again:
             ctr.restart_delay = restart.next_delay(ctr.restart_delay, ran_for)
             state.update(Restarting=True, Status="restarting")
-        with contextlib.suppress(OSError):
-            self._save(ctr)
+        self._save(ctr)
         self.emit(ctr, "die", exitCode=str(code))
         for waiter in ctr.exit_waiters:
             if not waiter.done():
@@ -725,7 +726,7 @@ class ContainerService:
             except EngineError as err:
                 log.error("restarting %s failed: %s", ctr.name, err.message)
                 ctr.state.update(Restarting=False, Status="exited")
-                await self._run_blocking(self._save, ctr)
+                self._save(ctr)
 
     def _cancel_restart(self, ctr: Ctr) -> None:
         if ctr.restart_timer is not None:
@@ -749,7 +750,7 @@ class ContainerService:
             if signum in (9, stop_signal):
                 ctr.exit_on_next = True
             ctr.engine["ManuallyStopped"] = True
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
         if ctr.state["Paused"] and signum == 9:
             await self._run_blocking(self._freeze, ctr, False)
         try:
@@ -778,7 +779,7 @@ class ContainerService:
                 if ctr.state["Restarting"] or ctr.restart_timer is not None:
                     self._cancel_restart(ctr)
                     ctr.engine["ManuallyStopped"] = True
-                    await self._run_blocking(self._save, ctr)
+                    self._save(ctr)
                     return True
                 return False
             await self._stop_locked(ctr, timeout, signal)
@@ -970,7 +971,7 @@ class ContainerService:
             self._names[short] = ctr.id
             del self._names[old]
             ctr.rec["Name"] = stored
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
         self.emit(ctr, "rename", oldName="/" + old)
 
     def _freeze(self, ctr: Ctr, frozen: bool) -> None:
@@ -991,7 +992,7 @@ class ContainerService:
                 raise Conflict(f"Container {ctr.id} is already paused")
             await self._run_blocking(self._freeze, ctr, True)
             ctr.state.update(Paused=True, Status="paused")
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
         self.emit(ctr, "pause")
 
     async def unpause(self, ref: str) -> None:
@@ -1001,7 +1002,7 @@ class ContainerService:
                 raise Conflict(f"Container {ctr.id} is not paused")
             await self._run_blocking(self._freeze, ctr, False)
             ctr.state.update(Paused=False, Status="running")
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
         self.emit(ctr, "unpause")
 
     # --- top and stats ----------------------------------------------------------------------------------
@@ -1312,7 +1313,7 @@ class ContainerService:
             if ctr.running:
                 await self._run_blocking(self._apply_resources, ctr, hc)
             ctr.rec["HostConfig"] = hc
-            await self._run_blocking(self._save, ctr)
+            self._save(ctr)
         self.emit(ctr, "update")
         return []
 
