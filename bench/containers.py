@@ -103,7 +103,7 @@ def latency(engine: Engine, peer: str | None, runs: int, results: dict) -> None:
     if peer_env:
         commands["docker_cli_to_dockerd"] = ([DOCKER, "run", "--rm", *net, "bb", "true"], peer_env)
     samples: dict[str, list[float]] = {name: [] for name in commands}
-    for name, (argv, env) in commands.items():
+    for argv, env in commands.values():
         timed(argv, env)  # warm caches (and start the monitor)
     for _ in range(runs):
         for name, (argv, env) in commands.items():
@@ -126,7 +126,7 @@ def sleepers_ours(engine: Engine, count: int, results: dict) -> None:
     before = pss_kib(daemon) + pss_kib(monitor)
     monitor_before = pss_kib(monitor)
     ids = []
-    for i in range(count):
+    for _ in range(count):
         out = subprocess.run([DOCKER, "run", "-d", "--network", "none", "busybox", "sleep", "600"], env=env,
                              capture_output=True, check=True)
         ids.append(out.stdout.decode().strip())
