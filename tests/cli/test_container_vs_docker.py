@@ -669,3 +669,20 @@ def test_signals_are_proxied_to_the_container(target):
                 proc.kill()
                 proc.wait()
         assert (proc.returncode, out) == (3, b"got-term\n"), (program, err)
+
+
+def test_pull_policies_and_cidfile(target, tmp_path):
+    assert_same(target, *RUN, "--pull", "never", "127.0.0.1:9/no/such:v1", "true")
+    assert_same(target, *RUN, "--pull", "always", "-q", "127.0.0.1:9/no/such:v1", "true")
+    taken = tmp_path / "taken.cid"
+    taken.write_text("x")
+    assert_same(target, *RUN, "--cidfile", str(taken), "bb", "true")
+    assert_same(target, *RUN, "--cidfile", str(tmp_path / "no" / "dir.cid"), "bb", "true")
+    for cli in CLIS:
+        cidfile = tmp_path / f"{cli}.cid"
+        result = target.cli(cli)(*RUN, "--cidfile", str(cidfile), "bb", "true")
+        assert result.returncode == 0
+        assert re.fullmatch(r"[0-9a-f]{64}", cidfile.read_text()), cli
+        failed = target.cli(cli)(*RUN, "--cidfile", str(tmp_path / f"{cli}-failed.cid"), "bb", "nosuchcmd")
+        assert failed.returncode == 127
+        assert (tmp_path / f"{cli}-failed.cid").exists(), "docker keeps the file once the container exists"
