@@ -606,13 +606,12 @@ def run_export(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
 def run_commit(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     repo = tag = ""
     if len(args) > 1:
-        from dockyard.errors import EngineError
-        from dockyard.images import reference
+        from dockyard.cli.run import parse_reference
 
         try:
-            ref = reference.parse(args[1])
-        except EngineError as exc:
-            raise CliError(exc.message) from None
+            ref = parse_reference(args[1])
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         if ref.digest is not None:
             raise CliError("refusing to create a tag with a digest reference")
         # the docker CLI sends the repository fully qualified (docker.io/library/x)

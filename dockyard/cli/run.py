@@ -711,17 +711,17 @@ def _looks_valid(image: str) -> bool:
     return bool(image) and set(image) <= _SIMPLE_NAME and image[-1] not in ":@/" and "//" not in image
 
 
-def image_reference(image: str) -> tuple[str, str, str]:
-    """(name to pull, tag or digest, familiar name with tag): docker's reading of a name reference.
+def parse_reference(image: str) -> Any:
+    """An image name as docker's ParseNormalizedNamed reads it; ValueError with docker's words.
 
-    Raises ValueError with docker's reference error. Loads the reference
-    parser, so only the paths that need it call this (pull, bad names).
+    Loads the reference parser, so only the paths that need it call this
+    (pull, commit, names the cheap screen doubts).
     """
     from dockyard.errors import EngineError
     from dockyard.images import reference
 
     try:
-        ref = reference.parse(image)
+        return reference.parse(image)
     except EngineError as exc:
         message = exc.message
         if message.endswith("repository name must be lowercase"):
@@ -731,6 +731,11 @@ def image_reference(image: str) -> tuple[str, str, str]:
             message = f"invalid reference format: repository name ({reference.split_domain(name)[1]}) must be " \
                       "lowercase"
         raise ValueError(message) from None
+
+
+def image_reference(image: str) -> tuple[str, str, str]:
+    """(name to pull, tag or digest, familiar name with tag): docker's reading of a name reference."""
+    ref = parse_reference(image)
     tagged = ref.with_default_tag()
     return ref.name, tagged.digest or tagged.tag or "", tagged.familiar()
 

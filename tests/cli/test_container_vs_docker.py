@@ -686,3 +686,8 @@ def test_pull_policies_and_cidfile(target, tmp_path):
         failed = target.cli(cli)(*RUN, "--cidfile", str(tmp_path / f"{cli}-failed.cid"), "bb", "nosuchcmd")
         assert failed.returncode == 127
         assert (tmp_path / f"{cli}-failed.cid").exists(), "docker keeps the file once the container exists"
+
+
+def test_commit_refuses_bad_names(target, running):
+    for name in ("BAD NAME", "Bad/x:1", "bb:", "x@sha256:" + "0" * 64):
+        assert_same(target, "commit", running, name)
