@@ -689,5 +689,5 @@ def test_pull_policies_and_cidfile(target, tmp_path):
 
 
 def test_commit_refuses_bad_names(target, running):
-    for name in ("BAD NAME", "Bad/x:1", "bb:", "x@sha256:" + "0" * 64):
+    for name in ("BAD NAME", "bad/X:1", "bb:", "x@sha256:" + "0" * 64):
         assert_same(target, "commit", running, name)
