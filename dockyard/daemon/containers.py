@@ -421,6 +421,16 @@ class ContainerService:
 
     async def _reconcile(self, known: list[dict]) -> None:
         by_id = {k["id"]: k for k in known}
+        for info in known:
+            ctr = self._ctrs.get(info["id"])
+            if ctr is not None and info.get("generation", 0) > ctr.engine.get("Generation", 0):
+                # A run whose start the daemon did not live to record: take it in as running
+                # (an exit it already had is then recorded below like any other).
+                ctr.engine["Generation"] = info["generation"]
+                ctr.state.update(Status="running", Running=True, Paused=False, Restarting=False,
+                                 Pid=info.get("pid", 0), StartedAt=info.get("started_at") or now(), Error="")
+                ctr.run_done = asyncio.Event()
+                self._save(ctr)
         for ctr in list(self._ctrs.values()):
             if not ctr.running:
                 continue
@@ -441,8 +451,13 @@ class ContainerService:
                 await self._run_blocking(self._kill_orphans, ctr)
                 self._exited(ctr, 255, now(), generation, error="the container's supervisor went away")
         for info in known:
-            if info["id"] not in self._ctrs and not info.get("running"):
-                with contextlib.suppress(EngineError):
+            if info["id"] in self._ctrs:
+                continue
+            with contextlib.suppress(EngineError):
+                if info.get("running"):
+                    # The container's record is gone (a crash in the middle of `rm -f`): end its run.
+                    await self.monitor.request("kill", id=info["id"], signal=9)
+                else:
                     await self.monitor.request("ack", id=info["id"], generation=info.get("generation"))
 
     def _exit_file(self, ctr: Ctr) -> dict | None:

@@ -32,10 +32,10 @@ class Api:
     def __init__(self, socket_path: str):
         self.socket_path = socket_path
 
-    def request(self, method: str, path: str, body=None, raw: bytes | None = None, timeout: float = 60,
+    def request(self, method: str, endpoint: str, body=None, raw: bytes | None = None, timeout: float = 60,
                 **params) -> tuple[int, object, dict]:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
-        url = "/v1.41" + path + ("?" + query if query else "")
+        url = "/v1.41" + endpoint + ("?" + query if query else "")
         conn = UnixHTTPConnection(self.socket_path, timeout)
         try:
             headers = {}
@@ -57,14 +57,14 @@ class Api:
         finally:
             conn.close()
 
-    def get(self, path: str, **params):
-        return self.request("GET", path, **params)[:2]
+    def get(self, endpoint: str, **params):
+        return self.request("GET", endpoint, **params)[:2]
 
-    def post(self, path: str, body=None, **params):
-        return self.request("POST", path, body=body, **params)[:2]
+    def post(self, endpoint: str, body=None, **params):
+        return self.request("POST", endpoint, body=body, **params)[:2]
 
-    def delete(self, path: str, **params):
-        return self.request("DELETE", path, **params)[:2]
+    def delete(self, endpoint: str, **params):
+        return self.request("DELETE", endpoint, **params)[:2]
 
     # --- conveniences -----------------------------------------------------------------------
     def create(self, cmd: list[str] | None = None, image: str = "busybox", name: str | None = None,

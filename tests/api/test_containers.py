@@ -477,3 +477,71 @@ def test_exec_into_stopped_container_is_409(api):
         assert status == 409 and "is not running" in body["message"]
     finally:
         api.remove(cid)
+
+
+def _tar(*members: tuple[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_archive_paths_cannot_leave_the_container(api, engine, tmp_path):
+    outside = tmp_path / "host-side"
+    outside.mkdir()
+    # A symlink in the container pointing (as the host would read it) at a host directory.
+    cid = api.create(["sh", "-c", f"mkdir -p /data; ln -s ../../../../../../..{outside} /escape; sleep 600"])
+    try:
+        api.start(cid)
+        eventually(lambda: api.request("HEAD", f"/containers/{cid}/archive", path="/escape")[0] == 200)
+        status, _, headers = api.request("PUT", f"/containers/{cid}/archive", raw=_tar(("planted", b"x")),
+                                         path="/escape")
+        assert status in (200, 404)
+        assert not (outside / "planted").exists()
+        # ..-paths resolve inside the container: /../../tmp is the container's /tmp
+        status, _, _ = api.request("PUT", f"/containers/{cid}/archive", raw=_tar(("dotdot", b"y")),
+                                   path="/../../../tmp")
+        assert status == 200
+        assert api.request("HEAD", f"/containers/{cid}/archive", path="/tmp/dotdot")[0] == 200
+        # entries that climb out of the destination are refused, and nothing of the archive is written
+        status, body, _ = api.request("PUT", f"/containers/{cid}/archive",
+                                      raw=_tar(("fine", b"1"), ("../../../../evil", b"2")), path="/data")
+        assert status == 400 and "outside" in body["message"]
+        assert api.request("HEAD", f"/containers/{cid}/archive", path="/data/fine")[0] == 404
+        # a missing destination and a missing source are 404 with dockerd's words
+        status, body, _ = api.request("PUT", f"/containers/{cid}/archive", raw=_tar(("a", b"")), path="/nope")
+        assert status == 404 and body["message"] == f"Could not find the file /nope in container {api.inspect(cid)['Name'][1:]}"
+        status, _, headers = api.request("HEAD", f"/containers/{cid}/archive", path="/tmp")
+        stat = json.loads(__import__("base64").b64decode(headers["X-Docker-Container-Path-Stat"]))
+        assert stat["name"] == "tmp" and stat["mode"] == (1 << 31) | (1 << 20) | 0o777
+        status, _, headers = api.request("HEAD", f"/containers/{cid}/archive", path="/escape")
+        stat = json.loads(__import__("base64").b64decode(headers["X-Docker-Container-Path-Stat"]))
+        assert stat["mode"] & (1 << 27) and stat["linkTarget"].endswith(str(outside))
+    finally:
+        api.remove(cid)
+    assert list(outside.iterdir()) == []
+
+
+def test_update_limits_and_restart_policy(api):
+    cid = api.create(["sleep", "600"], HostConfig={"Memory": 64 << 20})
+    try:
+        api.start(cid)
+        status, body = api.post(f"/containers/{cid}/update", {"Memory": 128 << 20, "MemorySwap": 256 << 20,
+                                                              "RestartPolicy": {"Name": "unless-stopped"}})
+        assert status == 200, body
+        info = api.inspect(cid)
+        assert info["HostConfig"]["Memory"] == 128 << 20
+        assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        if os.path.isdir("/sys/fs/cgroup/memory"):
+            with open(f"/sys/fs/cgroup/memory/dockyard/{cid}/memory.limit_in_bytes") as f:
+                assert int(f.read()) == 128 << 20
+        status, body = api.post(f"/containers/{cid}/update", {"Memory": 1000})
+        assert status == 400 and "Minimum memory limit" in body["message"]
+    finally:
+        api.remove(cid)
