@@ -515,9 +515,10 @@ class ContainerService:
         stored_name = containerconfig.check_name(name) if name else None
         details = await self._run_blocking(self.images.inspect, image_ref)
         config, host_config = containerconfig.normalize(body, details.config or {})
-        if host_config["NetworkMode"] == "host" and not config.get("Hostname"):
-            config["Hostname"] = os.uname().nodename
         cid = os.urandom(32).hex()
+        if not config.get("Hostname"):
+            # dockerd fills it in at create: the short id, or the host's name on the host's network.
+            config["Hostname"] = os.uname().nodename if host_config["NetworkMode"] == "host" else cid[:12]
         if stored_name is None:
             from .names import random_name
 

@@ -763,15 +763,15 @@ class Monitor:
 
     def _make_stdio(self, proc: Proc, tty: bool, open_stdin: bool) -> tuple[int, int, int]:
         """The fds the process gets as 0, 1, 2 (the monitor keeps the other ends)."""
-        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         if tty:
+            devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             return devnull, devnull, devnull  # the runtime makes a pty; its master comes back to us
         if open_stdin:
             stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
             proc.stdin_fd = stdin_w
             os.set_blocking(stdin_w, False)
         else:
-            stdin_r = devnull
+            stdin_r = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         proc.outputs = {out_r: 1, err_r: 2}

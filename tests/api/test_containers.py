@@ -115,7 +115,7 @@ def test_inspect_has_the_fields_clients_read(api):
         assert info["Config"]["Tty"] is False
         assert info["Config"]["Labels"] == {"com.example": "yes"}
         assert info["Config"]["Env"] == ["A=1"]  # an imported image has no Env of its own
-        assert info["Config"]["Image"] == "busybox"
+        assert info["Config"]["Image"] == "busybox" and info["Config"]["Hostname"] == cid[:12]
         assert info["Image"].startswith("sha256:")
         assert info["HostConfig"]["LogConfig"]["Type"] == "json-file"
         assert info["HostConfig"]["NetworkMode"] == "default"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Containers demo (part 3, run by engine-demo.sh while its daemon is up): a detached busybox web
+# server and a one-shot container through `dockyard`; ps, logs, exec, inspect; then clean up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. demo/lib.sh
+DOCKYARD="$PWD/.venv/bin/dockyard"
+dockyard() { step "dockyard $*"; "$DOCKYARD" "$@"; }
+
+www=$(mktemp -d)
+cleanup() {
+    "$DOCKYARD" rm -f demo-web >/dev/null 2>&1 || true
+    rm -rf "$www"
+}
+trap cleanup EXIT
+echo "hello from a dockyard container" > "$www/index.html"
+
+echo
+echo "== Part 3: containers, through the dockyard CLI"
+dockyard run --rm busybox sh -c 'echo "one-shot: $(hostname) sees $(ls /proc | grep -c "^[0-9]") process(es)"'
+dockyard run -d --name demo-web -v "$www:/www:ro" --memory 32m --pids-limit 20 busybox httpd -f -v -p 80 -h /www
+dockyard ps
+dockyard exec demo-web wget -qO- http://127.0.0.1/
+dockyard logs demo-web
+dockyard inspect --format '{{.State.Status}} pid {{.State.Pid}}, hostname {{.Config.Hostname}}, memory {{.HostConfig.Memory}}' demo-web
+dockyard exec demo-web cat /sys/fs/cgroup/pids/pids.max
+dockyard stop -t 1 demo-web
+dockyard ps -a --filter name=demo-web
+dockyard rm demo-web
