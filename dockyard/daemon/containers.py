@@ -440,13 +440,15 @@ class ContainerService:
                 if info.get("running") or info.get("starting"):
                     ctr.state["Pid"] = info.get("pid", ctr.state["Pid"])
                     continue
-                self._exited(ctr, info.get("code", 255), info.get("finished_at") or now(), generation)
+                self._exited(ctr, info.get("code", 255), info.get("finished_at") or now(), generation,
+                             oom_killed=bool(info.get("oom_killed")))
                 continue
             # The monitor does not know this run (it was restarted, or the machine was):
             # its exit.json may still say how it ended; otherwise it was lost.
             exit_info = self._exit_file(ctr)
             if exit_info is not None and exit_info.get("generation") == generation:
-                self._exited(ctr, exit_info.get("code", 255), exit_info.get("finished_at") or now(), generation)
+                self._exited(ctr, exit_info.get("code", 255), exit_info.get("finished_at") or now(), generation,
+                             oom_killed=bool(exit_info.get("oom_killed")))
             else:
                 await self._run_blocking(self._kill_orphans, ctr)
                 self._exited(ctr, 255, now(), generation, error="the container's supervisor went away")
@@ -493,7 +495,8 @@ class ContainerService:
             if ctr is None:
                 asyncio.ensure_future(self._ack(msg["id"], msg.get("generation")))
                 return
-            self._exited(ctr, msg.get("code", 255), msg.get("finished_at") or now(), msg.get("generation", 0))
+            self._exited(ctr, msg.get("code", 255), msg.get("finished_at") or now(), msg.get("generation", 0),
+                         oom_killed=bool(msg.get("oom_killed")))
         elif kind == "exec-exit" and self.exec_exit_handler is not None:
             self.exec_exit_handler(msg)
 
@@ -687,12 +690,13 @@ class ContainerService:
             asyncio.ensure_future(self.remove(ctr.id, force=True, internal=True))
 
     # --- exits -------------------------------------------------------------------------------------
-    def _exited(self, ctr: Ctr, code: int, finished_at: str, generation: int, error: str = "") -> None:
+    def _exited(self, ctr: Ctr, code: int, finished_at: str, generation: int, error: str = "",
+                oom_killed: bool = False) -> None:
         """Record the end of a run (on the loop, without the lock); clean-up follows as a task."""
         if generation > ctr.engine.get("Generation", 0):
             # The exit of a run whose start reply is still on its way to `_start_locked`
             # (the monitor answers the start first, but the reply resumes its waiter later).
-            ctr.early_exit = (code, finished_at, generation, error)
+            ctr.early_exit = (code, finished_at, generation, error, oom_killed)
             return
         if generation != ctr.engine.get("Generation", 0) or not ctr.running:
             asyncio.ensure_future(self._ack(ctr.id, generation))
@@ -700,7 +704,7 @@ class ContainerService:
         state = ctr.state
         ran_for = max(0.0, parse_time(finished_at) - parse_time(state["StartedAt"]))
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=code,
-                     FinishedAt=finished_at, Error=error)
+                     FinishedAt=finished_at, Error=error, OOMKilled=oom_killed)
         again = not ctr.removing and restart.after_exit(
             ctr.rec["HostConfig"], code, ctr.rec["RestartCount"], ctr.engine.get("ManuallyStopped", False),
             ctr.exit_on_next)
@@ -708,6 +712,8 @@ class ContainerService:
             ctr.restart_delay = restart.next_delay(ctr.restart_delay, ran_for)
             state.update(Restarting=True, Status="restarting")
         self._save(ctr)
+        if oom_killed:
+            self.emit(ctr, "oom")
         self.emit(ctr, "die", exitCode=str(code))
         for waiter in ctr.exit_waiters:
             if not waiter.done():

@@ -715,16 +715,40 @@ class Monitor:
 
         check()
 
+    def _cgroup(self, c: Container):
+        with open(os.path.join(c.bundle, "config.json"), "rb") as f:
+            path = (jsonio.loads(f.read()).get("linux") or {}).get("cgroupsPath")
+        from ..cgroups import open_manager
+
+        return open_manager(path) if path else None
+
     def _thaw(self, c: Container) -> None:
         try:
-            with open(os.path.join(c.bundle, "config.json"), "rb") as f:
-                path = (jsonio.loads(f.read()).get("linux") or {}).get("cgroupsPath")
-            if path:
-                from ..cgroups import open_manager
-
-                open_manager(path).thaw()
+            cgroup = self._cgroup(c)
+            if cgroup is not None:
+                cgroup.thaw()
         except Exception:  # noqa: BLE001 - best effort: the container may be gone already
             pass
+
+    def _oom_killed(self, c: Container) -> bool:
+        """Whether the kernel's OOM killer struck in the container's cgroup (read before it is removed)."""
+        try:
+            cgroup = self._cgroup(c)
+            directory = cgroup.controller_path("memory") if cgroup is not None else None
+            if not directory:
+                return False
+            for name in ("memory.oom_control", "memory.events"):  # v1, v2
+                try:
+                    with open(os.path.join(directory, name)) as f:
+                        for line in f:
+                            key, _, value = line.partition(" ")
+                            if key == "oom_kill":
+                                return int(value) > 0
+                except FileNotFoundError:
+                    continue
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        return False
 
     # --- start ------------------------------------------------------------------------------------
     def op_start(self, conn: Conn, msg: dict) -> None:
@@ -850,7 +874,8 @@ class Monitor:
     def _container_finished(self, c: Container, proc: Proc) -> None:
         c.cleaning = True
         code = proc.status if proc.status is not None else 255
-        c.exit = {"generation": c.generation, "code": code, "finished_at": proc.finished_at, "pid": proc.pid}
+        c.exit = {"generation": c.generation, "code": code, "finished_at": proc.finished_at, "pid": proc.pid,
+                  "oom_killed": code == 137 and self._oom_killed(c)}
         proc.close_sinks()
         if c.state_dir:
             try:

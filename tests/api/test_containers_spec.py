@@ -111,6 +111,18 @@ def test_limits_reach_the_cgroup(api):
     assert out.split() == [str(128 << 20)]  # docker's default swap: as much as the memory
 
 
+def test_out_of_memory_is_reported(api):
+    cid = api.create(["sh", "-c", "a=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"],
+                     HostConfig={"Memory": 16 << 20, "MemorySwap": 16 << 20})
+    try:
+        api.start(cid)
+        assert api.wait(cid) == 137
+        state = api.inspect(cid)["State"]
+        assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    finally:
+        api.remove(cid)
+
+
 def test_ulimits_and_no_new_privileges(api):
     code, out, _ = sh(api, "ulimit -n; ulimit -Hn; grep NoNewPrivs /proc/self/status",
                       HostConfig={"Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}],
