@@ -4,7 +4,7 @@ It joins the two halves: the daemon's services (dockyard.daemon.Daemon) and
 the API server in front of them.
 
     dockyardd [-H unix:///run/dockyard.sock] [--data-root DIR] [--exec-root DIR]
-              [-p/--pidfile FILE] [-G/--group GROUP] [-D/--debug]
+              [-p/--pidfile FILE] [-G/--group GROUP] [--default-runtime dockyard-runtime|runc] [-D/--debug]
 
 Start-up order matters: the pid file lock decides which of two daemons
 started at once wins; only the winner touches the socket (replacing a stale
@@ -65,6 +65,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         help="path to use for the daemon PID file (default %(default)s)")
     parser.add_argument("-G", "--group", default="dockyard",
                         help="group for the unix socket, if it exists; root otherwise (default %(default)s)")
+    parser.add_argument("--default-runtime", default="dockyard-runtime", choices=("dockyard-runtime", "runc"),
+                        help="OCI runtime for containers that name none (default %(default)s)")
     parser.add_argument("-D", "--debug", action="store_true", help="enable debug mode")
     parser.add_argument("-v", "--version", action="version", version=f"dockyardd version {ENGINE_VERSION}")
     ns = parser.parse_args(argv)
@@ -78,6 +80,7 @@ def parse_args(argv: list[str]) -> DaemonConfig:
         pidfile=ns.pidfile,
         debug=ns.debug,
         socket_group=ns.group,
+        default_runtime=ns.default_runtime,
     )
 
 

@@ -29,3 +29,4 @@ class DaemonConfig:
     pidfile: str = DEFAULT_PIDFILE
     debug: bool = False
     socket_group: str = "dockyard"
+    default_runtime: str = "dockyard-runtime"   # for containers that name none (dockerd's --default-runtime)

@@ -43,7 +43,7 @@ HOST_CONFIG_DEFAULTS = {
     "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
     "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
     "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
-    "UTSMode": "", "UsernsMode": "", "ShmSize": ocispec.DEFAULT_SHM_SIZE, "Runtime": DEFAULT_RUNTIME,
+    "UTSMode": "", "UsernsMode": "", "ShmSize": ocispec.DEFAULT_SHM_SIZE, "Runtime": "",
     "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
     "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": None,
     "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
@@ -174,14 +174,14 @@ def check_restart_policy(hc: dict) -> None:
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
 
 
-def runtime_name(hc: dict) -> str:
-    name = hc.get("Runtime") or DEFAULT_RUNTIME
+def runtime_name(hc: dict, default: str = DEFAULT_RUNTIME) -> str:
+    name = hc.get("Runtime") or default
     if name not in RUNTIMES:
         raise InvalidArgument(f"Unknown runtime specified {name}")
     return RUNTIMES[name]
 
 
-def normalize(body: dict, image_config: dict) -> tuple[dict, dict]:
+def normalize(body: dict, image_config: dict, default_runtime: str = DEFAULT_RUNTIME) -> tuple[dict, dict]:
     """(Config, HostConfig) for a create request, merged with `image_config` (the image's `config`)."""
     if not isinstance(body, dict):
         raise InvalidArgument("config cannot be empty in order to create a container")
@@ -210,7 +210,7 @@ def normalize(body: dict, image_config: dict) -> tuple[dict, dict]:
     hc["RestartPolicy"] = {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
     hc["ShmSize"] = hc.get("ShmSize") or ocispec.DEFAULT_SHM_SIZE
     hc["ConsoleSize"] = hc.get("ConsoleSize") or [0, 0]
-    hc["Runtime"] = runtime_name(hc)
+    hc["Runtime"] = runtime_name(hc, default_runtime)
     check(config, hc)
     return config, hc
 

@@ -301,10 +301,12 @@ def parse_detach_keys(text: str | None) -> bytes:
 
 
 class ContainerService:
-    def __init__(self, data_root: str, exec_root: str, images, emit: Callable[..., Any]):
+    def __init__(self, data_root: str, exec_root: str, images, emit: Callable[..., Any],
+                 default_runtime: str = containerconfig.DEFAULT_RUNTIME):
         self.root = os.path.join(data_root, "containers")
         self.bundles = os.path.join(exec_root, "containers")
         self.exec_root = exec_root
+        self.default_runtime = default_runtime
         self.images = images
         self._emit = emit
         os.makedirs(self.root, mode=0o710, exist_ok=True)
@@ -517,7 +519,7 @@ class ContainerService:
             raise InvalidArgument("No image was specified (Config.Image is empty)")
         stored_name = containerconfig.check_name(name) if name else None
         details = await self._run_blocking(self.images.inspect, image_ref)
-        config, host_config = containerconfig.normalize(body, details.config or {})
+        config, host_config = containerconfig.normalize(body, details.config or {}, self.default_runtime)
         cid = os.urandom(32).hex()
         if not config.get("Hostname"):
             # dockerd fills it in at create: the short id, or the host's name on the host's network.

@@ -32,7 +32,8 @@ class Daemon:
         from dockyard.daemon.containers import ContainerService
         from dockyard.daemon.exec import ExecService
 
-        self.containers = ContainerService(config.data_root, config.exec_root, self.images, self.events.emit)
+        self.containers = ContainerService(config.data_root, config.exec_root, self.images, self.events.emit,
+                                           default_runtime=config.default_runtime)
         self.execs = ExecService(self.containers)
 
     async def start(self) -> None:

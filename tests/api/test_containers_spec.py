@@ -209,6 +209,27 @@ def test_runc_runs_the_same_container(api):
     assert len(lines[0]) == 12 and lines[1].split()[1] == "00000000a80425fb" and lines[2] == "1"
 
 
+@pytest.mark.peers
+def test_default_runtime_option(tmp_path, busybox_tar):
+    """dockyardd --default-runtime runc: containers that name no runtime run under runc."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    from tests.support.engine import Engine, import_busybox
+
+    engine = Engine(tmp_path / "engine", extra_args=("--default-runtime", "runc")).start()
+    try:
+        import_busybox(engine, busybox_tar)
+        api = Api(str(engine.socket))
+        cid = api.create(["sleep", "30"])
+        api.start(cid)
+        assert api.inspect(cid)["HostConfig"]["Runtime"] == "runc"
+        assert os.path.isfile(engine.exec_root / "runc" / cid / "state.json")
+        assert api.get("/info")[1]["DefaultRuntime"] == "runc"
+        api.remove(cid)
+    finally:
+        engine.cleanup()
+
+
 # --- the spec next to dockerd's -------------------------------------------------------------------------------
 
 

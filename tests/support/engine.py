@@ -36,7 +36,8 @@ DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
 class Engine:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, extra_args: tuple[str, ...] = ()):
+        self.extra_args = tuple(extra_args)  # more dockyardd flags (--default-runtime runc…)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket = self.root / "dockyard.sock"
@@ -52,7 +53,7 @@ class Engine:
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "dockyard.api.dockyardd", "-H", self.host, "--data-root", str(self.data_root),
-                "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile), "--debug"]
+                "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile), "--debug", *self.extra_args]
 
     def start(self, timeout: float = 30) -> Engine:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the daemon keeps writing to it

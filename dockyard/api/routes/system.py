@@ -143,7 +143,7 @@ async def info(req: Request) -> Response:
         "ExperimentalBuild": False,
         "ServerVersion": ENGINE_VERSION,
         "Runtimes": {"runc": {"path": "runc"}, "dockyard-runtime": {"path": "dockyard-runtime"}},
-        "DefaultRuntime": "dockyard-runtime",
+        "DefaultRuntime": config.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": False,
