@@ -23,9 +23,14 @@ answers with its JSON line at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 # Go's os.FileMode type bits (what the docker CLI reads in X-Docker-Container-Path-Stat).
 MODE_DIR = 1 << 31
@@ -241,3 +246,19 @@ def helper_argv(command: str, enter: str, *args: str) -> list[str]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
     bootstrap = f"import sys; sys.path.insert(0, {root!r}); from dockyard.daemon.archive import main; main()"
     return [sys.executable, "-S", "-c", bootstrap, command, enter, *args]
+
+
+async def helper_output(proc, release) -> AsyncIterator[bytes]:
+    """The archive helper's stdout after its first line, then its end and the rootfs hold's release."""
+    try:
+        while True:
+            chunk = await proc.stdout.read(1 << 18)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await proc.wait()
+        await release()

@@ -45,7 +45,9 @@ from typing import Any
 from .. import jsonio
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound
 from . import containerconfig, ocispec, restart
+from .archive import helper_output
 from .logs import LogQuery, LogReader, log_options, tail_entries, timestamp
+from .stdio import parse_detach_keys, pump_session
 from .supervisor import MonitorClient, MonitorError, MonitorStream
 
 log = logging.getLogger("dockyard.daemon")
@@ -184,120 +186,6 @@ class AttachSession:
             with contextlib.suppress(ValueError):
                 self.ctr.attaches.remove(self)
         await pump_session(self.stream, self.stream, client, self.ctr.tty, self.stdin, self.detach_keys)
-
-
-async def pump_session(stream: MonitorStream, frames_from, client, tty: bool, stdin: bool,
-                       detach_keys: bytes) -> None:
-    """Pump a hijacked client <-> a monitor stream until the output ends or the client detaches.
-
-    `frames_from` is what output frames are read from (the stream, or a wrapper
-    that looks at them on the way); the monitor stream is closed at the end.
-    """
-    outward = asyncio.ensure_future(pump_output(frames_from, client, tty))
-    inward = asyncio.ensure_future(pump_input(client, stream, detach_keys)) if stdin else None
-    try:
-        waiting = {outward} | ({inward} if inward else set())
-        while waiting:
-            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if outward in done or (inward in done and inward.result() == "detached"):
-                break
-    finally:
-        for task in (outward, inward):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        await stream.close()
-
-
-async def helper_output(proc, release) -> AsyncIterator[bytes]:
-    """The archive helper's stdout after its first line, then its end and the rootfs hold's release."""
-    try:
-        while True:
-            chunk = await proc.stdout.read(1 << 18)
-            if not chunk:
-                break
-            yield chunk
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()
-        await release()
-
-
-async def pump_output(stream: MonitorStream, client, tty: bool) -> None:
-    """Monitor -> client: output frames as stdcopy frames, or raw bytes for a TTY."""
-    from .monitorwire import CONTROL, frame
-
-    while True:
-        frames = await stream.read_frames()
-        if not frames:
-            return
-        out = bytearray()
-        for channel, payload in frames:
-            if channel == CONTROL or not payload:
-                continue
-            out += payload if tty else frame(channel, payload)
-        if out:
-            await client.write(bytes(out))
-            if client.closing:
-                return
-
-
-async def pump_input(client, stream: MonitorStream, detach_keys: bytes) -> str:
-    """Client -> monitor: stdin until the client half-closes ("eof") or types the detach keys ("detached")."""
-    from .monitorwire import STDIN
-
-    held = b""
-    while True:
-        data = await client.read(1 << 16)
-        if not data:
-            if held:
-                await stream.send(STDIN, held)
-            await stream.send_control({"eof": True})
-            return "eof"
-        if detach_keys:
-            data, held, detached = scan_detach_keys(held + data, detach_keys)
-            if data:
-                await stream.send(STDIN, data)
-            if detached:
-                return "detached"
-        else:
-            await stream.send(STDIN, data)
-
-
-def scan_detach_keys(data: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
-    """(bytes to forward, bytes held as a possible start of the sequence, whether it was typed)."""
-    index = data.find(keys)
-    if index >= 0:
-        return data[:index], b"", True
-    for n in range(min(len(keys) - 1, len(data)), 0, -1):
-        if data.endswith(keys[:n]):
-            return data[:-n], data[-n:], False
-    return data, b"", False
-
-
-def parse_detach_keys(text: str | None) -> bytes:
-    """docker's --detach-keys: `ctrl-p,ctrl-q` (the default), `a,ctrl-@`…"""
-    if text is None or text == "":
-        text = "ctrl-p,ctrl-q"
-    out = bytearray()
-    for key in text.split(","):
-        key = key.strip()
-        if len(key) == 1:
-            out.append(ord(key))
-        elif key.lower().startswith("ctrl-") and len(key) == 6:
-            ch = key[5].lower()
-            if "a" <= ch <= "z":
-                out.append(ord(ch) - ord("a") + 1)
-            elif ch in "@[\\]^_":
-                out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[ch])
-            else:
-                raise InvalidArgument(f"Invalid escape keys ({text}) provided")
-        else:
-            raise InvalidArgument(f"Invalid escape keys ({text}) provided")
-    return bytes(out)
 
 
 class ContainerService:

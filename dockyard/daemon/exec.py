@@ -22,7 +22,8 @@ import time
 from .. import jsonio
 from ..errors import Conflict, InvalidArgument, NotFound
 from . import ocispec
-from .containers import ContainerService, Ctr, pump_session
+from .containers import ContainerService, Ctr
+from .stdio import parse_detach_keys, pump_session
 from .supervisor import MonitorError
 
 EXEC_FAILED = 126
@@ -167,7 +168,6 @@ class ExecService:
 
     async def run_attached(self, ex: Exec, client) -> None:
         """The hijacked session of an attached exec: start it, pump its stdio, end with its exit code."""
-        from .containers import parse_detach_keys
         from .monitorwire import CONTROL, STDOUT, frame
 
         async def fail(message: str) -> None:

@@ -9,7 +9,8 @@ import os
 import pytest
 
 from dockyard.daemon import containerconfig, logs, monitorwire, ocispec, restart, seccomp_default
-from dockyard.daemon.containers import overlay_changes, resolv_conf, scan_detach_keys
+from dockyard.daemon.containers import overlay_changes, resolv_conf
+from dockyard.daemon.stdio import scan_detach_keys
 from dockyard.errors import InvalidArgument, NotSupported
 
 # --- config --------------------------------------------------------------------------------------------
