@@ -1,9 +1,16 @@
 """The engine's services and the process that runs them (`dockyardd`).
 
-service   an object owning one kind of engine state (images, events, system
-          facts; containers, exec, volumes and networks come later). Services
-          are plain Python: blocking methods run in the API's worker pool,
-          and they never speak HTTP or Docker's JSON casing.
+service   an object owning one kind of engine state (images, containers,
+          exec, events, system facts; volumes and networks come later).
+          Services never speak HTTP; most are plain Python whose blocking
+          methods run in the API's worker pool. The container and exec
+          services live on the event loop (waits, attaches and exits are
+          events) and send their blocking work to the pool themselves. Docker's
+          JSON casing stays at the API edge, except in the documents the
+          engine keeps as clients sent them (a container's Config and
+          HostConfig: see containerconfig.py).
+monitor   (monitor.py) the separate, single-threaded process that starts and
+          supervises containers: dockyardd runs threads and never forks.
 Daemon    (daemon.py) holds every service and wires them together; the API
           server reaches them as attributes (`req.services.images`).
 The `dockyardd` process (flags, pid file, socket, signals, event loop) is
