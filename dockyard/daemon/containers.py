@@ -283,6 +283,7 @@ class ContainerService:
             self._ctrs[ctr.id] = ctr
             self._names[ctr.name] = ctr.id
         self._loaded = []
+        await self._run_blocking(self._sweep_orphans)
         was_running = {c.id for c in self._ctrs.values() if c.running}
         # A monitor still serving from before our restart knows what runs; start one
         # only when some container was running when we went away.
@@ -296,6 +297,27 @@ class ContainerService:
                                        ctr.engine.get("ManuallyStopped", False), ctr.id in was_running,
                                        ctr.state["StartedAt"] != ZERO_TIME):
                 asyncio.ensure_future(self._restart_at_startup(ctr))
+
+    def _sweep_orphans(self) -> None:
+        """What a crash in the middle of a create or a removal leaves behind: directories, bundles and
+        snapshots of no container (a worker thread, before the API serves)."""
+        from ..snapshots import Kind
+
+        known = set(self._ctrs)
+        for name in os.listdir(self.root):
+            if name not in known and _is_container_id(name):
+                log.info("removing the leftovers of container %s (no record)", name[:12])
+                shutil.rmtree(self._dir(name), ignore_errors=True)
+        for name in os.listdir(self.bundles):
+            if name not in known:
+                self._unmount(name)
+                shutil.rmtree(self._bundle(name), ignore_errors=True)
+        if not os.path.isdir(os.path.join(os.path.dirname(self.root), "snapshots")):
+            return
+        for info in list(self.images.snapshotter.walk()):
+            if info.kind is Kind.ACTIVE and _is_container_id(info.key) and info.key not in known:
+                log.info("removing the snapshot of container %s (no record)", info.key[:12])
+                self.images.release_container(info.key)
 
     async def _restart_at_startup(self, ctr: Ctr) -> None:
         async with ctr.lock:
@@ -1309,6 +1331,10 @@ def overlay_changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
             out = [change for change in out if change != ("C", "/" + parent)]
     out.sort(key=lambda change: change[1])
     return out
+
+
+def _is_container_id(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
 def _label_holds(labels: dict, cond: str) -> bool:

@@ -222,3 +222,23 @@ def _is_zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_leftovers_of_a_crash_during_create_are_swept(fresh_engine, api):  # noqa: F811
+    """A crash between preparing a container's snapshot and writing its record leaves no trace behind."""
+    engine = fresh_engine
+    images = __import__("dockyard.daemon.images", fromlist=["ImageService"])
+    engine.kill()
+    service = images.ImageService(str(engine.data_root))
+    orphan = "ab" * 32
+    service.mounts_for_container("busybox", orphan)
+    (engine.data_root / "containers" / orphan).mkdir()
+    (engine.exec_root / "containers" / orphan / "rootfs").mkdir(parents=True)
+    service.close()
+    engine.start()
+    assert not (engine.data_root / "containers" / orphan).exists()
+    assert not (engine.exec_root / "containers" / orphan).exists()
+    fresh = images.ImageService(str(engine.data_root))
+    assert not fresh.snapshotter.exists(orphan)
+    fresh.close()
+    assert api.get("/containers/json", all=1)[1] == []
