@@ -137,8 +137,10 @@ def pump(hijacked: Hijacked, tty: bool, stdin_fd: int | None, detach_keys: bytes
                     data = sock.recv(_READ)
                 except BlockingIOError:
                     continue
-                except OSError:
-                    data = b""
+                except OSError as exc:
+                    # The docker CLI ends with Go's words for a broken stream, and exit status 1.
+                    raise StreamError(f"read unix @->{_peer(sock)}: read: "
+                                      f"{(exc.strerror or str(exc)).lower()}") from None
                 if not data:
                     return
                 _output(data, demux, out_fd)
@@ -157,6 +159,13 @@ def pump(hijacked: Hijacked, tty: bool, stdin_fd: int | None, detach_keys: bytes
             sock.setblocking(True)
         except OSError:
             pass
+
+
+def _peer(sock) -> str:  # noqa: ANN001
+    try:
+        return sock.getpeername() or ""
+    except OSError:
+        return ""
 
 
 def _output(data: bytes, demux: Demultiplexer | None, out_fd: int) -> None:

@@ -319,3 +319,25 @@ def test_untar_refuses_escapes_and_keeps_our_ownership(tmp_path):
     (dest / "adir").mkdir()
     with pytest.raises(CliError, match="cannot overwrite directory"):
         cp.untar(archive(("adir", b"x")), str(dest), None)
+
+
+def test_pump_reports_a_reset_stream_as_docker_does():
+    ours, engine = socket.socketpair()
+    stdin_r, stdin_w = os.pipe()
+    os.write(stdin_w, b"x" * 1000)
+    os.close(stdin_w)
+    import threading
+
+    def engine_side():
+        import time
+
+        time.sleep(0.2)  # our stdin sits unread in the engine's queue: closing now resets the stream
+        engine.close()
+
+    thread = threading.Thread(target=engine_side)
+    thread.start()
+    with pytest.raises(StreamError, match="^read unix @->: read: connection reset by peer$"):
+        pump(Hijacked(ours, b""), tty=False, stdin_fd=stdin_r)
+    thread.join(5)
+    ours.close()
+    os.close(stdin_r)
