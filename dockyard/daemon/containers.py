@@ -733,10 +733,12 @@ class ContainerService:
         ctr.engine["ManuallyStopped"] = True
         with contextlib.suppress(MonitorError):
             await self.monitor.request("kill", id=ctr.id, signal=signum)
+            self.emit(ctr, "kill", signal=str(signum))
         if await self._wait_exit(ctr, None if timeout < 0 else timeout):
             return
         with contextlib.suppress(MonitorError):
             await self.monitor.request("kill", id=ctr.id, signal=9)
+            self.emit(ctr, "kill", signal="9")
         if not await self._wait_exit(ctr, KILL_WAIT):
             raise EngineError(f"container {ctr.id[:12]} did not exit within {KILL_WAIT:.0f}s of SIGKILL")
 
@@ -1041,6 +1043,12 @@ class ContainerService:
         if filters.get("ancestor"):
             if not any(self._descends(ctr, a) for a in filters["ancestor"]):
                 return False
+        if filters.get("network"):
+            mode = ctr.rec["HostConfig"].get("NetworkMode") or "default"
+            if ("bridge" if mode == "default" else mode) not in filters["network"]:
+                return False
+        if filters.get("health") and "none" not in filters["health"]:
+            return False  # no container here has a health check
         return True
 
     def _descends(self, ctr: Ctr, ancestor: str) -> bool:
