@@ -691,3 +691,11 @@ def test_pull_policies_and_cidfile(target, tmp_path):
 def test_commit_refuses_bad_names(target, running):
     for name in ("BAD NAME", "bad/X:1", "bb:", "x@sha256:" + "0" * 64):
         assert_same(target, "commit", running, name)
+
+
+def test_run_stdin_larger_than_a_pipe_before_the_process_reads(target):
+    """Engine API reference §3.3: stdin that arrives before the process reads it is held for it, however
+    much (the docker CLI writes it as fast as the socket takes it; dockerd keeps up with 10 MB)."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+    got = assert_same(target, *RUN, "-i", "bb", "sh", "-c", "sleep 1; wc -c", input=data, attempts=1, timeout=20)
+    assert got == (0, f"{len(data)}\n", "")
