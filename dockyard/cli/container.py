@@ -294,10 +294,10 @@ def run_start(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
         if len(args) > 1:
             raise CliError("you cannot start and attach multiple containers at once")
         return _start_attached(cli, opts, args[0])
-    if opts["checkpoint"]:
-        if len(args) > 1:
-            raise CliError("you cannot restore multiple containers at once")
-        raise CliError("Error response from daemon: checkpoints are not supported")
+    for flag in ("checkpoint", "checkpoint-dir"):
+        if flag.replace("-", "_") in opts["_set"]:
+            # docker's words when the engine is not experimental (ours never is)
+            raise CliError(f'"--{flag}" is only supported on a Dockyard daemon with experimental features enabled')
     from dockyard.client.api import ApiError
 
     failed = []
@@ -573,6 +573,7 @@ def run_export(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     tmp = None
     if output:
         # docker's atomic writer: a temporary file next to the target, renamed when complete
+        _check_output_file(output)
         directory = os.path.dirname(os.path.abspath(output))
         tmp = os.path.join(directory, f".{os.path.basename(output)}.{os.getpid()}.tmp")
         try:
@@ -601,6 +602,30 @@ def run_export(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _check_output_file(output: str) -> None:
+    """moby's atomicwriter checks, in its words: the directory must exist, the file be a regular one."""
+    import os
+    import stat
+
+    parent = os.path.dirname(output) or "."
+    try:
+        st = os.stat(parent)
+    except OSError as exc:
+        raise CliError(f"failed to export container: invalid output path: stat {parent}: "
+                       f"{(exc.strerror or str(exc)).lower()}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CliError(f"failed to export container: invalid output path: stat {parent}: not a directory")
+    try:
+        mode = os.stat(output).st_mode
+    except OSError:
+        return
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device file"),
+             (stat.S_ISBLK, "block device file"), (stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"))
+    for test, kind in kinds:
+        if test(mode):
+            raise CliError(f"failed to export container: cannot write to a {kind}")
 
 
 def run_commit(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:

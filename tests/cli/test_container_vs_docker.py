@@ -382,7 +382,9 @@ def test_lifecycle_commands(target):
     ["rm", "nosuch", "also"], ["rm", "-f", "nosuch"], ["pause", "nosuch"], ["unpause", "nosuch"],
     ["rename", "nosuch", "x"], ["rename", " ", "x"], ["wait", "nosuch"], ["attach", "nosuch"],
     ["exec", "nosuch", "true"], ["export", "nosuch"], ["commit", "nosuch"], ["cp", "nosuch:/x", "/tmp/y"],
-    ["cp", "a", "b"], ["cp", "x:/a", "y:/b"], ["cp", "", "b"],
+    ["cp", "a", "b"], ["cp", "x:/a", "y:/b"], ["cp", "", "b"], ["start", "--checkpoint", "x", "c"],
+    ["export", "-o", "/nonexistent/x.tar", "c"], ["export", "-o", "/dev/null", "c"],
+    ["export", "-o", "/etc/hostname/x", "c"], ["start", "-a", "c1", "c2"],
 ])
 def test_missing_containers_and_bad_arguments(target, args):
     assert_same(target, *args)
