@@ -382,7 +382,7 @@ def test_lifecycle_commands(target):
     ["rm", "nosuch", "also"], ["rm", "-f", "nosuch"], ["pause", "nosuch"], ["unpause", "nosuch"],
     ["rename", "nosuch", "x"], ["rename", " ", "x"], ["wait", "nosuch"], ["attach", "nosuch"],
     ["exec", "nosuch", "true"], ["export", "nosuch"], ["commit", "nosuch"], ["cp", "nosuch:/x", "/tmp/y"],
-    ["cp", "a", "b"], ["cp", "x:/a", "y:/b"], ["cp", "", "b"], ["start", "--checkpoint", "x", "c"],
+    ["cp", "a", "b"], ["cp", "x:/a", "y:/b"], ["cp", "", "b"],
     ["export", "-o", "/nonexistent/x.tar", "c"], ["export", "-o", "/dev/null", "c"],
     ["export", "-o", "/etc/hostname/x", "c"], ["start", "-a", "c1", "c2"],
 ])
@@ -701,3 +701,10 @@ def test_run_stdin_larger_than_a_pipe_before_the_process_reads(target):
     data = bytes(range(256)) * 4096  # 1 MiB
     got = assert_same(target, *RUN, "-i", "bb", "sh", "-c", "sleep 1; wc -c", input=data, attempts=1, timeout=20)
     assert got == (0, f"{len(data)}\n", "")
+
+
+def test_checkpoints_are_refused_as_by_a_non_experimental_docker(target):
+    mine = target.dockyard("start", "--checkpoint", "x", "c")
+    theirs = target.docker("start", "--checkpoint", "x", "c")
+    assert (mine.returncode, mine.stdout, mine.stderr.decode()) == (
+        theirs.returncode, theirs.stdout, _as_ours_everywhere(theirs.stderr.decode()))
