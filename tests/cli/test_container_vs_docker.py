@@ -708,3 +708,19 @@ def test_checkpoints_are_refused_as_by_a_non_experimental_docker(target):
     theirs = target.docker("start", "--checkpoint", "x", "c")
     assert (mine.returncode, mine.stdout, mine.stderr.decode()) == (
         theirs.returncode, theirs.stdout, _as_ours_everywhere(theirs.stderr.decode()))
+
+
+def test_stop_acts_on_all_containers_at_once(target):
+    """Like docker's parallelOperation: three containers that ignore SIGTERM stop within one timeout."""
+    names = [unique("par") for _ in range(3)]
+    try:
+        for name in names:
+            assert target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb",
+                                 "sleep", "60").returncode == 0
+        start = time.monotonic()
+        stopped = target.dockyard("stop", "-t", "2", *names)
+        took = time.monotonic() - start
+        assert (stopped.returncode, stopped.stdout.decode()) == (0, "".join(f"{n}\n" for n in names))
+        assert took < 5, f"three 2-second stops took {took:.1f}s: not in parallel"
+    finally:
+        target.docker("rm", "-f", *names)
