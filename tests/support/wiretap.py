@@ -155,22 +155,24 @@ class Wiretap:
                 data = client.recv(65536)
                 if not data:
                     break
-                upstream.sendall(data)
+                # Record before forwarding: once forwarded, the engine may answer and the client
+                # send its next request on another connection before this one is logged.
                 if upgraded is not None:
                     upgraded.after_upgrade += data
-                    continue
-                buf += data
-                while upgraded is None:
-                    request, used = _parse_request(number, buf)
-                    if request is None:
-                        break
-                    del buf[:used]
-                    with self._lock:
-                        self._requests.append(request)
-                    if "upgrade" in request.headers:
-                        upgraded = request
-                        upgraded.after_upgrade += buf
-                        buf.clear()
+                else:
+                    buf += data
+                    while upgraded is None:
+                        request, used = _parse_request(number, buf)
+                        if request is None:
+                            break
+                        del buf[:used]
+                        with self._lock:
+                            self._requests.append(request)
+                        if "upgrade" in request.headers:
+                            upgraded = request
+                            upgraded.after_upgrade += buf
+                            buf.clear()
+                upstream.sendall(data)
         except OSError:
             pass
         if upgraded is not None:
