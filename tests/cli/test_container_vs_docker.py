@@ -695,10 +695,14 @@ def test_commit_refuses_bad_names(target, running):
         assert_same(target, "commit", running, name)
 
 
-def test_run_stdin_larger_than_a_pipe_before_the_process_reads(target):
-    """Engine API reference §3.3: stdin that arrives before the process reads it is held for it, however
-    much (the docker CLI writes it as fast as the socket takes it; dockerd keeps up with 10 MB)."""
-    data = bytes(range(256)) * 4096  # 1 MiB
+def test_run_stdin_is_data_without_a_terminal(target):
+    """Without a TTY, stdin is passed on byte for byte: ctrl-p ctrl-q are detach keys only on a terminal
+    (dockerd watches for them only with a TTY), and stdin sent before the process reads is held for it,
+    however much (Engine API reference §3.3)."""
+    got = assert_same(target, *RUN, "-i", "bb", "sh", "-c", "cat | od -c", input=b"abc\x10\x11def\n", attempts=1,
+                      timeout=20)
+    assert got == (0, "0000000   a   b   c 020 021   d   e   f  \\n\n0000011\n", "")
+    data = bytes(range(256)) * 4096  # 1 MiB, every byte value
     got = assert_same(target, *RUN, "-i", "bb", "sh", "-c", "sleep 1; wc -c", input=data, attempts=1, timeout=20)
     assert got == (0, f"{len(data)}\n", "")
 
