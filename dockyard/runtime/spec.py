@@ -243,9 +243,11 @@ def default_spec(rootless: bool = False) -> dict:
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
         del linux["resources"]
-        spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"] + [
-            {"destination": "/sys/fs/cgroup", "type": "none", "source": "/sys/fs/cgroup",
-             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}]
-        spec["mounts"][5] = {"destination": "/sys", "type": "none", "source": "/sys",
-                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        # An unprivileged user can mount neither sysfs nor cgroupfs: bind the host's, read-only.
+        host_bind = ["rbind", "nosuid", "noexec", "nodev", "ro"]
+        spec["mounts"] = [
+            {"destination": m["destination"], "type": "none", "source": m["destination"], "options": host_bind}
+            if m["type"] in ("sysfs", "cgroup") else m
+            for m in spec["mounts"]
+        ]
     return spec

@@ -128,15 +128,15 @@ class Container:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
     def remove(self) -> None:
-        for name in ("state.json", "config.json", "exec.fifo"):
+        """Delete the state directory (it holds only plain files); gone already is fine."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return
+        for name in names:
             try:
                 os.unlink(os.path.join(self.dir, name))
             except FileNotFoundError:
-                pass
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except OSError:
                 pass
         try:
             os.rmdir(self.dir)
