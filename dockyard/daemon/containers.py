@@ -185,7 +185,8 @@ class AttachSession:
         finally:
             with contextlib.suppress(ValueError):
                 self.ctr.attaches.remove(self)
-        await pump_session(self.stream, self.stream, client, self.ctr.tty, self.stdin, self.detach_keys)
+        await pump_session(self.stream, self.stream, client, self.ctr.tty, self.stdin, self.detach_keys,
+                           closes_stdin=bool(self.ctr.rec["Config"].get("StdinOnce")))
 
 
 class ContainerService:
@@ -830,7 +831,9 @@ class ContainerService:
     # --- attach and logs -------------------------------------------------------------------------------
     def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool, detach_keys: str | None) -> AttachSession:
         ctr = self.get(ref)
-        keys = parse_detach_keys(detach_keys) if stdin else b""
+        keys = parse_detach_keys(detach_keys, "detach")
+        if not (stdin and ctr.tty):
+            keys = b""  # as dockerd: without a terminal, stdin is data (ctrl-p ctrl-q included)
         open_stdin = bool(ctr.rec["Config"].get("OpenStdin"))
         session = AttachSession(self, ctr, stdin and open_stdin, stdout, stderr, keys)
         ctr.attaches.append(session)

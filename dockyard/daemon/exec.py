@@ -206,7 +206,7 @@ class ExecService:
                 return frames
 
         keys = parse_detach_keys(ex.detach_keys) if ex.stdin and ex.tty else b""
-        await pump_session(stream, Capture(), client, ex.tty, ex.stdin, keys)
+        await pump_session(stream, Capture(), client, ex.tty, ex.stdin, keys, closes_stdin=True)
         if exit_code:
             self._finished(ex, exit_code[0])
 

@@ -66,7 +66,7 @@ from .logs import JsonFileWriter, timestamp
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 HIGH_WATER = 1 << 20      # stop reading a process's output while a client has this much unsent
-LOW_WATER = 256 << 10
+LOW_WATER = 256 << 10     # (and a client's stdin while the process has this much unread: the same marks)
 DRAIN_TIMEOUT = 2.0       # after the process exits, wait this long for its output to close
 IDLE_EXIT = 2.0           # no dockyardd and nothing to supervise: exit after this long
 SOCKET_NAME = "monitor.sock"
@@ -197,6 +197,7 @@ class Conn:
         self.pending_stdin = bytearray()   # stdin that arrived before the process existed
         self.stdin_closed = False
         self.close_after_flush = False
+        self.held = False                  # not read while the process has HIGH_WATER of its stdin unread
         monitor.reactor.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
@@ -219,6 +220,28 @@ class Conn:
             if self.closed:
                 return
             self.monitor.on_frame(self, channel, payload)
+        if self.stdin and not self.closed and self._stdin_backlog() >= HIGH_WATER:
+            self.hold()
+
+    def _stdin_backlog(self) -> int:
+        if self.proc is None:
+            return len(self.pending_stdin)
+        return len(self.proc.stdin_buf) if self.proc.takes_stdin else 0
+
+    def hold(self) -> None:
+        """Stop reading: the process does not keep up with its input (dockyardd's writes then wait,
+        and so does the client's). Resumed by the process's progress, or its end."""
+        if self.held:
+            return
+        self.held = True
+        self.monitor.reactor.remove_reader(self.fd)
+        if self.proc is not None:
+            self.proc.stdin_held.append(self)
+
+    def release(self) -> None:
+        if self.held and not self.closed:
+            self.held = False
+            self.monitor.reactor.add_reader(self.fd, self._readable)
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -299,6 +322,8 @@ class Proc:
         self.stdin_fd = -1                  # pipe write end, or the pty master
         self.master = -1
         self.stdin_buf = bytearray()
+        self.stdin_held: list[Conn] = []    # clients not read until stdin_buf drains
+        self.stdin_ended = False
         self.log = log_writer
         self.sinks: list[Conn] = []
         self.status: int | None = None      # exit code once reaped
@@ -360,29 +385,41 @@ class Proc:
         self._maybe_finish()
 
     # input ------------------------------------------------------------------------------------
+    @property
+    def takes_stdin(self) -> bool:
+        """Input can still reach the process (before its launch it is held: a pty comes with the launch)."""
+        return not (self.finished or self.stdin_ended or (self.stdin_fd < 0 and self.pid))
+
     def write_stdin(self, data: bytes) -> None:
-        if self.stdin_fd < 0 or self.finished:
+        """Queue input; nothing is dropped: clients are not read while HIGH_WATER of it waits (Conn.hold)."""
+        if not self.takes_stdin:
             return
-        if len(self.stdin_buf) > (16 << 20):
-            return  # the process does not read its input: drop rather than grow without bound
         self.stdin_buf += data
         self._flush_stdin()
 
     def _flush_stdin(self) -> None:
         while self.stdin_buf and self.stdin_fd >= 0:
             try:
-                n = os.write(self.stdin_fd, self.stdin_buf)
+                n = os.write(self.stdin_fd, self.stdin_buf[:HIGH_WATER])
             except (BlockingIOError, InterruptedError):
                 self.monitor.reactor.add_writer(self.stdin_fd, self._flush_stdin)
-                return
+                break
             except OSError:
                 self.stdin_buf.clear()
                 break
             del self.stdin_buf[:n]
-        if self.stdin_fd >= 0:
-            self.monitor.reactor.remove_writer(self.stdin_fd)
-        if self.stdin_fd >= 0 and self.stdin_fd != self.master and self.close_stdin_when_flushed:
-            self.close_stdin()
+        else:
+            if self.stdin_fd >= 0:
+                self.monitor.reactor.remove_writer(self.stdin_fd)
+            if self.stdin_fd >= 0 and self.stdin_fd != self.master and self.close_stdin_when_flushed:
+                self.close_stdin()
+        if len(self.stdin_buf) < LOW_WATER or not self.takes_stdin:
+            self._release_stdin()
+
+    def _release_stdin(self) -> None:
+        held, self.stdin_held = self.stdin_held, []
+        for conn in held:
+            conn.release()
 
     def close_stdin(self) -> None:
         """End the process's input (a pty stays open: it is the process's terminal too)."""
@@ -394,6 +431,8 @@ class Proc:
         self.monitor.reactor.forget(self.stdin_fd)
         os.close(self.stdin_fd)
         self.stdin_fd = -1
+        self.stdin_ended = True
+        self._release_stdin()
 
     def resize(self, height: int, width: int) -> None:
         if self.master >= 0:
@@ -440,6 +479,8 @@ class Proc:
             self.monitor.reactor.forget(self.master)
             os.close(self.master)
             self.master = -1
+        self.stdin_buf.clear()
+        self._release_stdin()
         if self.on_finished is not None:
             self.on_finished(self)
 
@@ -449,6 +490,11 @@ class Proc:
         if conn.pending_stdin:
             self.write_stdin(bytes(conn.pending_stdin))
             conn.pending_stdin.clear()
+        if conn.held:
+            if len(self.stdin_buf) >= LOW_WATER and self.takes_stdin:
+                self.stdin_held.append(conn)
+            else:
+                conn.release()
 
     def close_sinks(self, trailer: bytes = b"") -> None:
         for conn in self.sinks:
@@ -823,8 +869,11 @@ class Monitor:
             os.close(fd)
         proc.outputs = {}
         if proc.stdin_fd >= 0:
+            self.reactor.forget(proc.stdin_fd)
             os.close(proc.stdin_fd)
             proc.stdin_fd = -1
+        proc.stdin_buf.clear()
+        proc._release_stdin()
         if proc.log is not None:
             proc.log.close()
         proc.close_sinks()
@@ -956,8 +1005,11 @@ class Monitor:
             os.close(fd)
         proc.outputs = {}
         if proc.stdin_fd >= 0:
+            self.reactor.forget(proc.stdin_fd)
             os.close(proc.stdin_fd)
             proc.stdin_fd = -1
+        proc.stdin_buf.clear()
+        proc._release_stdin()
         proc.finished = True
         proc.sinks = []
         self._arm_idle()

@@ -4,9 +4,10 @@ Output frames from the monitor are Docker's stdcopy frames already; they go
 to the client as they are, or as raw bytes when the process has a TTY (the
 client knows which from `Config.Tty` or the exec's `Tty`). The client's bytes
 are stdin (never framed); its half-close becomes a control `{"eof": true}`,
-which ends the process's input when it was attached with StdinOnce. Typing
-the detach keys (docker's `--detach-keys`, ctrl-p ctrl-q by default) ends the
-session and leaves the process running.
+which ends the process's input when it was attached with StdinOnce. With a
+TTY, typing the detach keys (docker's `--detach-keys`, ctrl-p ctrl-q by
+default) ends the session and leaves the process running; without one, stdin
+is data and passes byte for byte (dockerd watches for the keys only on a TTY).
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from .supervisor import MonitorStream
 
 
 async def pump_session(stream: MonitorStream, frames_from, client, tty: bool, stdin: bool,
-                       detach_keys: bytes) -> None:
+                       detach_keys: bytes, closes_stdin: bool) -> None:
     """Pump a hijacked client <-> a monitor stream until the output ends or the client detaches.
 
     `frames_from` is what output frames are read from (the stream, or a wrapper
     that looks at them on the way); the monitor stream is closed at the end.
+    `closes_stdin`: the client's half-close ends the process's input (an exec,
+    or a container attached with StdinOnce). Otherwise, and always with a TTY,
+    dockerd ends the session there (its attach closes the output streams when
+    the client's stdin ends), and so does this.
     """
     outward = asyncio.ensure_future(pump_output(frames_from, client, tty))
     inward = asyncio.ensure_future(pump_input(client, stream, detach_keys)) if stdin else None
@@ -31,7 +36,9 @@ async def pump_session(stream: MonitorStream, frames_from, client, tty: bool, st
         waiting = {outward} | ({inward} if inward else set())
         while waiting:
             done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if outward in done or (inward in done and inward.result() == "detached"):
+            if outward in done:
+                break
+            if inward in done and (inward.result() == "detached" or tty or not closes_stdin):
                 break
     finally:
         for task in (outward, inward):
@@ -94,8 +101,11 @@ def scan_detach_keys(data: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
     return data, b"", False
 
 
-def parse_detach_keys(text: str | None) -> bytes:
-    """docker's --detach-keys: `ctrl-p,ctrl-q` (the default), `a,ctrl-@`…"""
+def parse_detach_keys(text: str | None, word: str = "escape") -> bytes:
+    """docker's --detach-keys: `ctrl-p,ctrl-q` (the default), `a,ctrl-@`…
+
+    dockerd calls them "detach keys" in an attach's error and "escape keys" in an exec's.
+    """
     if text is None or text == "":
         text = "ctrl-p,ctrl-q"
     out = bytearray()
@@ -110,7 +120,7 @@ def parse_detach_keys(text: str | None) -> bytes:
             elif ch in "@[\\]^_":
                 out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[ch])
             else:
-                raise InvalidArgument(f"Invalid escape keys ({text}) provided")
+                raise InvalidArgument(f"Invalid {word} keys ({text}) provided")
         else:
-            raise InvalidArgument(f"Invalid escape keys ({text}) provided")
+            raise InvalidArgument(f"Invalid {word} keys ({text}) provided")
     return bytes(out)

@@ -1,0 +1,78 @@
+"""Black-box: the engine's behaviour where dockerd is the reference, through both CLIs, on both engines.
+
+Each test runs against dockerd and dockyardd (tests/support/targets.py) and
+compares what the docker CLI and ours print, as test_container_vs_docker.py
+does; the scenarios here pin what the engine itself does (streams, defaults,
+inspect fields, wording) rather than what the CLI prints about itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from tests.cli.test_container_vs_docker import RUN, SESSION_LABEL, assert_same, unique
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+
+# --- stdin and output: every byte, however much ----------------------------------------------------------
+
+
+def _random(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_large_binary_stdin_and_output_pass_whole(target):
+    """Binary stdin (ctrl-p ctrl-q and every other byte value, many times over) and outputs of megabytes
+    pass both ways, for run -i and exec -i; stdin the process does not read for a while is held back
+    (nothing dropped, however much: more than the engine buffers)."""
+    data = _random(5_000_000, 1)
+    want = f"{_sha(data)}  -\n"
+    assert assert_same(target, *RUN, "-i", "bb", "sh", "-c", "cat | sha256sum", input=data, attempts=1,
+                       timeout=60) == (0, want, "")
+    # Output as large as the input, on both streams at once.
+    got = assert_same(target, *RUN, "-i", "bb", "sh", "-c", "tee /dev/stderr | sha256sum", input=data,
+                      normalize=lambda s: _sha(s.encode(errors="surrogateescape")) if len(s) > 200 else s,
+                      attempts=1, timeout=60)
+    assert got[1] == want
+    late = _random(24 << 20, 2)  # more than any buffer between the client and the process
+    assert assert_same(target, *RUN, "-i", "bb", "sh", "-c", "sleep 2; wc -c", input=late, attempts=1,
+                       timeout=60) == (0, f"{len(late)}\n", "")
+    name = unique("bigio")
+    started = target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb",
+                            "sleep", "120")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert assert_same(target, "exec", "-i", name, "sh", "-c", "cat | sha256sum", input=data, attempts=1,
+                           timeout=60) == (0, want, "")
+        out = target.docker("exec", "-i", name, "cat", input=data, timeout=60)
+        assert (out.returncode, _sha(out.stdout)) == (0, _sha(data))
+        out = target.dockyard("exec", "-i", name, "cat", input=data, timeout=60)
+        assert (out.returncode, _sha(out.stdout)) == (0, _sha(data))
+    finally:
+        target.docker("rm", "-f", name)
+
+
+def test_attach_stdin_end_ends_the_session_without_stdin_once(target):
+    """dockerd closes an attach's output when the client's stdin ends, unless the container was created to
+    close its input then (StdinOnce, `run -i` in the foreground): `docker attach` gets nothing more and
+    returns the container's exit code once it exits."""
+    for cli in ("docker", "dockyard"):
+        name = unique("attach")
+        started = target.docker("run", "-d", "-i", "--name", name, "--network", "none", "-l", SESSION_LABEL,
+                                "bb", "sh", "-c", "read x; sleep 0.5; echo got $x; exit 3")
+        assert started.returncode == 0, started.stderr
+        try:
+            attached = target.cli(cli)("attach", name, input=b"hello\n", timeout=30)
+            assert (attached.returncode, attached.stdout, attached.stderr) == (3, b"", b""), cli
+            logs = target.docker("logs", name)
+            assert logs.stdout == b"got hello\n"
+        finally:
+            target.docker("rm", "-f", name)
