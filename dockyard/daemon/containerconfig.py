@@ -267,3 +267,12 @@ def check(config: dict, hc: dict) -> None:
     if config.get("WorkingDir") and not str(config["WorkingDir"]).startswith("/"):
         raise InvalidArgument(f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an "
                               "absolute path")
+    if config.get("WorkingDir"):
+        config["WorkingDir"] = clean_path(config["WorkingDir"])  # dockerd keeps it cleaned: inspect shows it so
+
+
+def clean_path(path: str) -> str:
+    """Go's filepath.Clean for an absolute path (posixpath keeps a leading `//`, Go does not)."""
+    import posixpath
+
+    return "/" + posixpath.normpath(path).lstrip("/")

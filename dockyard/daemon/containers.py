@@ -490,12 +490,31 @@ class ContainerService:
         try:
             self.images.mounts_for_container(rec["Image"], cid)
             rec["Driver"] = self.images.driver_name
+            if rec["Config"].get("WorkingDir"):
+                self._make_working_dir_now(cid, rec["Config"]["WorkingDir"])
             write_json_atomic(os.path.join(directory, RECORD), rec, sync=True)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.images.release_container(cid)
             shutil.rmtree(directory, ignore_errors=True)
             raise
+
+    def _make_working_dir_now(self, cid: str, workdir: str) -> None:
+        """dockerd makes the working directory at create (a `diff` of the new container shows it)."""
+        from ..snapshots import mount_all
+
+        rootfs = self._rootfs(cid)
+        os.makedirs(rootfs, mode=0o755)
+        try:
+            mount_all(self.images.container_mounts(cid), rootfs)
+            try:
+                make_working_dir(rootfs, workdir)
+            finally:
+                self._unmount(cid)
+        finally:
+            with contextlib.suppress(OSError):  # rmdir, not rmtree: never into a mount left behind
+                os.rmdir(rootfs)
+                os.rmdir(self._bundle(cid))
 
     # --- start -------------------------------------------------------------------------------------
     async def start(self, ref: str) -> bool:
@@ -537,8 +556,9 @@ class ContainerService:
         try:
             reply = await self.monitor.request("start", **request)
         except MonitorError as err:
-            await self._start_failed(ctr, err.message)
-            raise start_error(err.message) from None
+            error = start_error(err.message)
+            await self._start_failed(ctr, error.message)  # State.Error says what the client was told
+            raise error from None
         except BaseException as err:
             await self._start_failed(ctr, str(err))
             raise
@@ -564,6 +584,8 @@ class ContainerService:
         if not os.path.ismount(rootfs):
             mount_all(self.images.container_mounts(ctr.engine["Snapshot"]), rootfs)
         try:
+            if ctr.rec["Config"].get("WorkingDir"):
+                make_working_dir(rootfs, ctr.rec["Config"]["WorkingDir"])  # again, as dockerd: it may be gone
             self._write_engine_files(ctr)
             paths = ocispec.Paths(rootfs, ctr.rec["HostsPath"], ctr.rec["HostnamePath"], ctr.rec["ResolvConfPath"])
             spec = ocispec.build(ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], paths, CGROUP_PARENT)
@@ -1353,17 +1375,48 @@ def _label_holds(labels: dict, cond: str) -> bool:
     return key in labels and (not eq or labels[key] == value)
 
 
+def make_working_dir(rootfs: str, workdir: str) -> None:
+    """dockerd's SetupWorkingDirectory: the directory, made as root (0755) with its parents, symlinks
+    resolved inside the container's root; a non-directory there is an error."""
+    from ..runtime.process import mkdir_all
+    from ..runtime.rootfs import secure_join
+
+    path = secure_join(rootfs, workdir)
+    try:
+        mkdir_all(path)
+    except OSError as err:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise EngineError(f"Cannot mkdir: {workdir} is not a directory") from None
+        where = os.path.relpath(err.filename or path, rootfs)
+        raise EngineError(f"mkdir /{'' if where == '.' else where}: {os.strerror(err.errno).lower()}") from None
+
+
+NOT_A_DIRECTORY_HINT = (": Are you trying to mount a directory onto a file (or vice-versa)? Check if the specified "
+                        "host path exists and is the expected type")
+
+
 def failure_exit_code(message: str) -> int:
     """dockerd's exit code for a container whose program could not be started."""
-    if "executable file not found" in message or "no such file or directory" in message:
+    lowered = message.lower()
+    if "not a directory" in lowered:
         return 127
-    if "permission denied" in message:
+    if "permission denied" in lowered:
         return 126
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
     return 128
 
 
+def runtime_error_text(prefix: str, message: str) -> str:
+    """dockerd's words for a runtime that could not start a process (its translateContainerdStartErr)."""
+    text = f"{prefix}: {message}: unknown"
+    if "not a directory" in text.lower():
+        text += NOT_A_DIRECTORY_HINT
+    return text
+
+
 def start_error(message: str) -> EngineError:
-    text = f"OCI runtime create failed: {message}: unknown"
+    text = runtime_error_text("OCI runtime create failed", message)
     if failure_exit_code(message) in (126, 127):
         return InvalidArgument(text)
     return EngineError(text)

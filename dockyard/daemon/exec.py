@@ -22,7 +22,7 @@ import time
 from .. import jsonio
 from ..errors import Conflict, InvalidArgument, NotFound
 from . import ocispec
-from .containers import ContainerService, Ctr
+from .containers import ContainerService, Ctr, runtime_error_text
 from .stdio import parse_detach_keys, pump_session
 from .supervisor import MonitorError
 
@@ -151,7 +151,7 @@ class ExecService:
                                                           tty=ex.tty)
         except MonitorError as err:
             self._finished(ex, EXEC_FAILED)
-            raise Conflict(f"OCI runtime exec failed: exec failed: {err.message}: unknown") from None
+            raise InvalidArgument(runtime_error_text("OCI runtime exec failed: exec failed", err.message)) from None
         ex.running, ex.pid = True, reply.get("pid", 0)
         self.containers.emit(ex.ctr, "exec_start: " + ex.command_line + " ", execID=ex.id)
 
@@ -185,7 +185,7 @@ class ExecService:
                 "exec", id=ex.ctr.id, exec_id=ex.id, process=process, tty=ex.tty, stream=True,
                 stdin=ex.stdin, stdout=ex.stdout or ex.tty, stderr=ex.stderr or ex.tty)
         except MonitorError as err:
-            await fail(f"OCI runtime exec failed: exec failed: {err.message}: unknown")
+            await fail(runtime_error_text("OCI runtime exec failed: exec failed", err.message))
             return
         ex.running, ex.pid = True, reply.get("pid", 0)
         if ex.tty and ex.size and process.get("consoleSize") != {"height": ex.size[0], "width": ex.size[1]}:

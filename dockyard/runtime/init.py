@@ -109,6 +109,10 @@ def container_init(cfg: InitConfig) -> None:
         else:
             os.chroot(cfg.rootfs)
             os.chdir("/")
+        if proc_spec is not None and proc_spec.get("cwd"):
+            # As runc: the init's working directory is made if missing, in the new root,
+            # before a read-only root is remounted so (an exec's is not: it fails to chdir).
+            process.make_cwd(proc_spec["cwd"])
         if cfg.console:
             setup_terminal(ch, proc_spec)
         if "mount" in ns:

@@ -133,7 +133,7 @@ def finalize(process: dict, seccomp: dict | None, preserve_fds: int, keep_fds: t
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if not chdir_done:
-        os.chdir(cwd)
+        _chdir(cwd)
     if capabilities is not None:
         lproc.set_keepcaps(False)
         lcaps.capset(lcaps.mask(capabilities.get("effective") or []),
@@ -152,6 +152,50 @@ def _try_chdir(cwd: str) -> bool:
         return True
     except PermissionError:
         return False  # e.g. a directory only the target user may enter: retry after setuid
+    except OSError as err:
+        raise _chdir_error(cwd, err) from None
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as err:
+        raise _chdir_error(cwd, err) from None
+
+
+def make_cwd(cwd: str) -> None:
+    """Go's os.MkdirAll(cwd, 0755), with its error text, inside runc's "error during container init"."""
+    try:
+        mkdir_all(cwd)
+    except OSError as err:
+        raise ExecError(f"error during container init: mkdir {err.filename}: {os.strerror(err.errno).lower()}") \
+            from None
+
+
+def mkdir_all(path: str) -> None:
+    """Go's os.MkdirAll(path, 0755): a non-directory on the way fails with ENOTDIR naming it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return
+        raise NotADirectoryError(20, "not a directory", path)
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and parent != path:
+        mkdir_all(parent)
+    try:
+        os.mkdir(path, 0o755)
+    except OSError as err:
+        if not os.path.isdir(path):
+            raise OSError(err.errno, err.strerror, path) from None
+
+
+def _chdir_error(cwd: str, err: OSError) -> ExecError:
+    """runc's words (with Go's %q and errno texts): the process cannot start in its working directory."""
+    quoted = '"' + cwd.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return ExecError(f"chdir to cwd ({quoted}) set in config.json failed: {os.strerror(err.errno).lower()}")
 
 
 def preload(spec: dict, process: dict) -> None:

@@ -76,3 +76,36 @@ def test_attach_stdin_end_ends_the_session_without_stdin_once(target):
             assert logs.stdout == b"got hello\n"
         finally:
             target.docker("rm", "-f", name)
+
+
+# --- working directories ------------------------------------------------------------------------------------
+
+
+def test_working_directory_is_made_at_create_and_checked(target):
+    """dockerd makes the working directory at create (cleaned, symlinks resolved in the container, shown by
+    diff) and again at start; a non-directory there is refused; an exec's is only checked, by the runtime,
+    whose words reach the client with dockerd's hint for ENOTDIR."""
+    assert assert_same(target, *RUN, "-w", "/nonexist/deep", "bb", "pwd") == (0, "/nonexist/deep\n", "")
+    assert assert_same(target, *RUN, "-u", "nobody", "-w", "/new", "bb", "stat", "-c", "%U %a", "/new") == (
+        0, "root 755\n", "")
+    refused = assert_same(target, *RUN, "-w", "/etc/passwd", "bb", "pwd")
+    assert refused[0] == 125 and "Cannot mkdir: /etc/passwd is not a directory" in refused[2]
+    name = unique("wd")
+    created = target.docker("create", "--name", name, "--network", "none", "-l", SESSION_LABEL, "-w",
+                            "/tmp/../x/./", "bb", "pwd")
+    assert created.returncode == 0, created.stderr
+    try:
+        assert target.docker("inspect", "-f", "{{.Config.WorkingDir}}", name).stdout == b"/x\n"
+        assert target.docker("diff", name).stdout == b"A /x\n"
+        assert target.docker("start", "-a", name).stdout == b"/x\n"
+    finally:
+        target.docker("rm", "-f", name)
+    name = unique("wd")
+    assert target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sleep",
+                         "60").returncode == 0
+    try:
+        for workdir in ("/nonexist", "/etc/passwd"):
+            got = assert_same(target, "exec", "-w", workdir, name, "pwd")
+            assert got[0] == 126 and f'chdir to cwd ("{workdir}") set in config.json failed' in got[1] + got[2]
+    finally:
+        target.docker("rm", "-f", name)

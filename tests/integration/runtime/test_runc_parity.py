@@ -16,6 +16,7 @@ must match exactly.
 from __future__ import annotations
 
 import difflib
+import re
 import uuid
 
 import pytest
@@ -171,3 +172,37 @@ def test_restricted_spec_looks_the_same(rt, busybox_rootfs, tmp_path):
     runc, ours = run_both(rt, busybox_rootfs, tmp_path, spec_changes)
     assert any(line.startswith("uid=1000") for line in runc["ids"])
     assert_same(runc, ours)
+
+
+
+def _error_line(stderr: bytes, runtime: str) -> str:
+    """The runtime's error without its time stamp and with runc's name for itself."""
+    text = stderr.decode(errors="replace").replace("dockyard-runtime", "runc")
+    return re.sub(r'time="[^"]*" ', "", text)
+
+
+def test_working_directories_as_runc(rt, busybox_rootfs, tmp_path):
+    """The init's cwd is made when missing (even on a read-only root) and must be a directory; an exec's
+    is not made: both fail with runc's words and status."""
+    runc = Runtime("runc", str(tmp_path / "runc-root"))
+    seen: dict[str, list] = {}
+    try:
+        for name, runtime in (("runc", runc), ("ours", rt)):
+            results = seen.setdefault(name, [])
+            for i, (cwd, readonly) in enumerate((("/new/dir", True), ("/etc/passwd/x", False))):
+                bundle = make_bundle(str(tmp_path / f"{name}{i}"), busybox_rootfs, ["sh", "-c", "pwd; ls -ld ."],
+                                     process={"cwd": cwd}, root={"path": "rootfs", "readonly": readonly})
+                proc = runtime("run", "--bundle", bundle, f"cwd-{name}-{uuid.uuid4().hex[:6]}")
+                results.append((proc.returncode, proc.stdout.decode()[:40], _error_line(proc.stderr, name)))
+            cid = f"cwd-{name}-{uuid.uuid4().hex[:6]}"
+            runtime("run", "-d", "--bundle", make_bundle(str(tmp_path / f"{name}-d"), busybox_rootfs, ["sleep", "60"]),
+                    cid, check=True)
+            for cwd in ("/nonexist", "/etc/passwd"):
+                proc = runtime("exec", "--cwd", cwd, cid, "true")
+                results.append((proc.returncode, proc.stdout.decode(), _error_line(proc.stderr, name)))
+    finally:
+        runc.cleanup()
+    assert seen["runc"][0][:2] == (0, "/new/dir\ndrwxr-xr-x    2 root     root  ")
+    assert "error during container init: mkdir /etc/passwd: not a directory" in seen["runc"][1][2]
+    assert 'chdir to cwd (\\"/nonexist\\") set in config.json failed: no such file or directory' in seen["runc"][2][2]
+    assert seen["ours"] == seen["runc"]
