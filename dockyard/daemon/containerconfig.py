@@ -21,7 +21,7 @@ import os
 import re
 
 from ..errors import InvalidArgument, NotSupported
-from . import ocispec
+from . import mounts, ocispec
 from .logs import log_options
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -252,7 +252,7 @@ def check(config: dict, hc: dict) -> None:
     log_options(hc.get("LogConfig"))
     ocispec.network_mode(hc)
     ocispec.capabilities(hc)
-    ocispec.bind_mounts(hc)
+    mounts.check(hc)
     ocispec.rlimits(hc)
     ocispec.security_options(hc)
     if hc.get("PortBindings"):

@@ -44,7 +44,7 @@ from typing import Any
 
 from .. import jsonio
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound
-from . import containerconfig, ocispec, restart
+from . import containerconfig, mounts, ocispec, restart
 from .archive import helper_output
 from .logs import LogQuery, LogReader, log_options, tail_entries, timestamp
 from .stdio import parse_detach_keys, pump_session
@@ -586,6 +586,7 @@ class ContainerService:
         try:
             if ctr.rec["Config"].get("WorkingDir"):
                 make_working_dir(rootfs, ctr.rec["Config"]["WorkingDir"])  # again, as dockerd: it may be gone
+            mounts.make_bind_sources(ctr.rec["HostConfig"])
             self._write_engine_files(ctr)
             paths = ocispec.Paths(rootfs, ctr.rec["HostsPath"], ctr.rec["HostnamePath"], ctr.rec["ResolvConfPath"])
             spec = ocispec.build(ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], paths, CGROUP_PARENT)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidArgument, NotSupported
+from . import mounts as user_mounts
 from . import seccomp_default
 
 DEFAULT_CAPS = (
@@ -182,37 +183,6 @@ def _default_mounts(host_config: dict, privileged: bool) -> list[dict]:
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]
-
-
-def bind_mounts(host_config: dict) -> list[dict]:
-    """HostConfig.Binds with a host path (`/src:/dst[:ro]`) as OCI bind mounts."""
-    out = []
-    for bind in host_config.get("Binds") or []:
-        parts = bind.split(":")
-        if len(parts) < 2 or len(parts) > 3:
-            raise InvalidArgument(f"invalid volume specification: '{bind}'")
-        source, dest = parts[0], parts[1]
-        mode = parts[2].split(",") if len(parts) == 3 else []
-        if not source.startswith("/"):
-            raise NotSupported(f"named volumes are not supported yet: '{bind}'",
-                               hint="bind a host directory instead: -v /host/path:/container/path")
-        if not dest.startswith("/"):
-            raise InvalidArgument(f"invalid mount config: the destination of '{bind}' must be an absolute path")
-        if not os.path.exists(source):
-            raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {source}")
-        options = ["rbind", "ro" if "ro" in mode else "rw"]
-        options.append(next((m for m in mode if m in ("rprivate", "private", "rshared", "shared", "rslave",
-                                                        "slave")), "rprivate"))
-        out.append({"destination": dest, "type": "bind", "source": source, "options": options})
-    return out
-
-
-def _tmpfs_mounts(host_config: dict) -> list[dict]:
-    out = []
-    for dest, opts in (host_config.get("Tmpfs") or {}).items():
-        options = ["nosuid", "nodev", "noexec"] + [o for o in (opts or "").split(",") if o]
-        out.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options})
-    return out
 
 
 def rlimits(host_config: dict) -> list[dict]:
@@ -384,14 +354,16 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
     if no_new_privileges:
         process["noNewPrivileges"] = True
 
-    mounts = _default_mounts(host_config, privileged)
-    binds = bind_mounts(host_config)
-    user_dests = {m["destination"] for m in binds} | set((host_config.get("Tmpfs") or {}).keys())
+    own = user_mounts.spec_mounts(host_config)
+    user_dests = {m["destination"] for m in own}
     for dest, source in (("/etc/resolv.conf", paths.resolv_conf), ("/etc/hostname", paths.hostname),
                          ("/etc/hosts", paths.hosts)):
         if dest not in user_dests:
-            mounts.append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate"]})
-    mounts += binds + _tmpfs_mounts(host_config)
+            own.append({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate"]})
+    # As dockerd: a user's mount replaces the default one at its destination (--tmpfs /dev/shm…), and
+    # the container's own mounts go shallowest first, so /a is mounted before /a/b.
+    mounts = [m for m in _default_mounts(host_config, privileged) if m["destination"] not in user_dests]
+    mounts += sorted(own, key=lambda m: user_mounts.depth(m["destination"]))
     if host_config.get("Init"):
         binary = init_binary()
         if not binary:

@@ -230,6 +230,11 @@ def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs) -> None:
 def _mount_fs(source: str, dest: str, kind: str, opts: MountOptions) -> None:
     flags = opts.flags & ~PROPAGATION
     try:
+        if kind == "tmpfs" and flags & M.RDONLY:
+            # As runc: a read-only tmpfs is made writable and bound read-only (its superblock stays rw).
+            lm.mount(source, dest, kind, flags & ~M.RDONLY, opts.data or None)
+            lm.remount(dest, flags & ~M.REMOUNT)
+            return
         lm.mount(source, dest, kind, flags, opts.data or None)
     except SyscallError as err:
         # sysfs in a network namespace we do not own, mqueue without an ipc namespace…:

@@ -425,7 +425,13 @@ def test_unknown_image_is_404_no_such_image_and_creates_nothing(api, engine):
     ({"Runtime": "nosuchruntime"}, "Unknown runtime specified nosuchruntime"),
     ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "lots"}}}, "invalid size"),
     ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 1}]}, "invalid ulimit type"),
-    ({"Binds": ["/nonexistent-source:/x"]}, "bind source path does not exist"),
+    # -v makes a missing source (dockerd does); --mount refuses it.
+    ({"Mounts": [{"Type": "bind", "Source": "/nonexistent-source", "Target": "/x"}]},
+     'invalid mount config for type "bind": bind source path does not exist: /nonexistent-source'),
+    ({"Mounts": [{"Type": "tmpfs"}]}, 'invalid mount config for type "tmpfs": field Target must not be empty'),
+    ({"Mounts": [{"Type": "tmpfs", "Target": "/t", "Source": "/x"}]}, "field Source must not be specified"),
+    ({"Mounts": [{"Type": "bogus", "Target": "/t"}]}, 'invalid mount config for type "bogus": mount type unknown'),
+    ({"Binds": ["/etc:/t"], "Mounts": [{"Type": "tmpfs", "Target": "/t"}]}, "Duplicate mount point: /t"),
 ])
 def test_bad_host_config_is_400_and_creates_nothing(api, engine, host_config, message):
     before = container_dirs(engine)

@@ -9,6 +9,7 @@ inspect fields, wording) rather than what the CLI prints about itself.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 import pytest
@@ -109,3 +110,65 @@ def test_working_directory_is_made_at_create_and_checked(target):
             assert got[0] == 126 and f'chdir to cwd ("{workdir}") set in config.json failed' in got[1] + got[2]
     finally:
         target.docker("rm", "-f", name)
+
+
+# --- mounts ----------------------------------------------------------------------------------------------------
+
+MOUNTS = ("--mount", "type=tmpfs,target=/t",
+          "--mount", "type=tmpfs,target=/t2,tmpfs-size=1048576,tmpfs-mode=1770,readonly",
+          "--mount", "type=bind,source=/etc,target=/hostetc,readonly", "--mount", "type=bind,src=/usr,dst=/t/usr",
+          "--tmpfs", "/old:size=2m,exec", "-v", "/etc:/vetc:ro", "--tmpfs", "/dev/shm:size=1m")
+MOUNTED = r"grep -E ' /(t|t2|hostetc|t/usr|old|vetc|dev/shm) ' /proc/self/mountinfo | cut -d' ' -f5- | sort"
+
+
+def test_mounts_from_every_flag(target):
+    """--mount (tmpfs and bind), --tmpfs and -v mount as dockerd mounts them (shallowest first, a user's
+    mount replacing the default one at its place); inspect lists Binds and Mounts, not Tmpfs."""
+    got = assert_same(target, *RUN, *MOUNTS, "bb", "sh", "-c", MOUNTED)
+    assert got[0] == 0 and "/t2 ro,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,size=1024k,mode=1770\n" in got[1]
+    assert "/dev/shm rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,size=1024k\n" in got[1]
+    name = unique("mounts")
+    created = target.docker("create", "--name", name, "--network", "none", "-l", SESSION_LABEL, *MOUNTS, "bb",
+                            "true")
+    assert created.returncode == 0, created.stderr
+    try:
+        listed = json.loads(target.docker("inspect", "-f", "{{json .Mounts}}", name).stdout)
+    finally:
+        target.docker("rm", "-f", name)
+    assert sorted(listed, key=lambda m: m["Destination"]) == [
+        {"Type": "bind", "Source": "/etc", "Destination": "/hostetc", "Mode": "", "RW": False,
+         "Propagation": "rprivate"},
+        {"Type": "tmpfs", "Source": "", "Destination": "/t", "Mode": "", "RW": True, "Propagation": ""},
+        {"Type": "bind", "Source": "/usr", "Destination": "/t/usr", "Mode": "", "RW": True,
+         "Propagation": "rprivate"},
+        {"Type": "tmpfs", "Source": "", "Destination": "/t2", "Mode": "", "RW": False, "Propagation": ""},
+        {"Type": "bind", "Source": "/etc", "Destination": "/vetc", "Mode": "ro", "RW": False,
+         "Propagation": "rprivate"},
+    ]
+
+
+@pytest.mark.parametrize("args", [
+    ["--mount", "type=bind,source=/nonexistent-source,target=/t"],
+    ["--mount", "type=bind,source=/etc,target=/t", "--mount", "type=tmpfs,target=/t"],
+    ["-v", "/etc:/t", "--mount", "type=tmpfs,target=/t"],
+    ["--mount", "type=tmpfs,target=/"],
+    ["--tmpfs", "/x:bogus=1"],
+    ["--mount", "type=bind,source=/etc,target=/t,bind-propagation=bogus"],
+])
+def test_bad_mounts_are_refused_alike(target, args):
+    got = assert_same(target, *RUN, *args, "bb", "true")
+    assert got[0] == 125
+
+
+def test_a_missing_bind_source_of_v_is_made(target, tmp_path):
+    source = tmp_path / f"made-{target.name}" / "deep"
+    assert assert_same(target, *RUN, "-v", f"{source}:/m", "bb", "stat", "-c", "%F", "/m") == (0, "directory\n", "")
+    assert source.is_dir()
+
+
+def test_volume_mounts_are_refused_until_volumes_exist(target):
+    if target.name != "dockyardd":
+        pytest.skip("dockerd has volumes")
+    got = target.docker(*RUN, "--mount", "type=volume,target=/data", "bb", "true")
+    assert got.returncode == 125 and b"volumes are not supported yet" in got.stderr
+

@@ -29,6 +29,7 @@ from dockyard.api.streams import (
     Stream,
     json_line,
 )
+from dockyard.daemon import mounts
 from dockyard.errors import InvalidArgument
 
 routes = RouteTable()
@@ -108,21 +109,6 @@ def network_settings(rec: dict) -> dict:
     }
 
 
-def mounts_json(host_config: dict) -> list[dict]:
-    out = []
-    for bind in host_config.get("Binds") or []:
-        parts = bind.split(":")
-        if len(parts) < 2:
-            continue
-        mode = parts[2] if len(parts) > 2 else ""
-        out.append({"Type": "bind", "Source": parts[0], "Destination": parts[1], "Mode": mode,
-                    "RW": "ro" not in mode.split(","), "Propagation": "rprivate"})
-    for dest in host_config.get("Tmpfs") or {}:
-        out.append({"Type": "tmpfs", "Source": "", "Destination": dest, "Mode": "", "RW": True,
-                    "Propagation": ""})
-    return out
-
-
 _ENGINE_ONLY = ("Engine",)
 
 
@@ -131,7 +117,7 @@ def inspect_json(ctr, service, size: bool = False) -> dict:
     out = {key: value for key, value in rec.items() if key not in _ENGINE_ONLY}
     out["ExecIDs"] = list(ctr.exec_ids) or None
     out["GraphDriver"] = {"Data": rec["Engine"].get("GraphDriver") or {}, "Name": rec.get("Driver", "")}
-    out["Mounts"] = mounts_json(rec["HostConfig"])
+    out["Mounts"] = mounts.inspect(rec["HostConfig"])
     out["NetworkSettings"] = network_settings(rec)
     if size:
         out["SizeRw"] = service.size_rw(ctr)
@@ -157,7 +143,7 @@ def summary_json(ctr, service, size: bool = False) -> dict:
         "Status": status_text(rec["State"]),
         "HostConfig": {"NetworkMode": rec["HostConfig"].get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": {_network_name(rec["HostConfig"]): _endpoint()}},
-        "Mounts": mounts_json(rec["HostConfig"]),
+        "Mounts": mounts.inspect(rec["HostConfig"]),
     }
     if size:
         out["SizeRw"] = service.size_rw(ctr)

@@ -77,6 +77,7 @@ RESTRICTED = {
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "nodev", "mode=1777", "size=8m"]},
         {"destination": "/mnt", "type": "bind", "source": "/etc", "options": ["rbind", "ro", "nosuid"]},
+        {"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "ro", "size=1m"]},
     ],
 }
 
