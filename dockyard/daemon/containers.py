@@ -1091,6 +1091,14 @@ class ContainerService:
         except Exception:  # noqa: BLE001
             return 0
 
+    def sizes(self, ctr: Ctr) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): what the container wrote, and that plus its image, as dockerd counts."""
+        size_rw = self.size_rw(ctr)
+        try:
+            return size_rw, size_rw + self.images.image_size(ctr.rec["Image"])
+        except Exception:  # noqa: BLE001 - an image gone from under a container: dockerd says -1 too
+            return size_rw, -1
+
     # --- prune -------------------------------------------------------------------------------------------------
     async def prune(self, filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
         filters = filters or {}

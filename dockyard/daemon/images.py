@@ -767,6 +767,10 @@ class ImageService:
         """Bytes the container wrote (its SizeRw)."""
         return self.snapshotter.usage(container_key).size
 
+    def image_size(self, image: str) -> int:
+        """The image's Size (a container's SizeRootFs is it plus what the container wrote)."""
+        return self._record(image).size
+
     def container_upper_dir(self, container_key: str) -> str:
         return self.snapshotter.upper_dir(container_key)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 
 import pytest
 
@@ -172,3 +173,28 @@ def test_volume_mounts_are_refused_until_volumes_exist(target):
     got = target.docker(*RUN, "--mount", "type=volume,target=/data", "bb", "true")
     assert got.returncode == 125 and b"volumes are not supported yet" in got.stderr
 
+
+
+# --- sizes -------------------------------------------------------------------------------------------------------
+
+
+def test_size_root_fs_counts_the_image(target):
+    """SizeRootFs (inspect -s, ps -s) is what the container wrote plus its image's Size, as dockerd counts."""
+    name = unique("size")
+    started = target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sh", "-c",
+                            "printf ab > /f; sleep 60")
+    assert started.returncode == 0, started.stderr
+    try:
+        image_size = int(target.docker("image", "inspect", "-f", "{{.Size}}", "bb").stdout)
+        for _ in range(50):
+            sizes = target.docker("inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", name).stdout.split()
+            if sizes[0] == b"2":
+                break
+            time.sleep(0.1)
+        assert [int(s) for s in sizes] == [2, 2 + image_size]
+        listed = json.loads(target.docker("ps", "-s", "--no-trunc", "-f", f"name={name}", "--format",
+                                          "{{json .}}").stdout)
+        virtual = target.docker("images", "--format", "{{.Size}}", "bb").stdout.decode().strip()
+        assert listed["Size"] == f"2B (virtual {virtual})"
+    finally:
+        target.docker("rm", "-f", name)

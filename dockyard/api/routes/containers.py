@@ -120,8 +120,7 @@ def inspect_json(ctr, service, size: bool = False) -> dict:
     out["Mounts"] = mounts.inspect(rec["HostConfig"])
     out["NetworkSettings"] = network_settings(rec)
     if size:
-        out["SizeRw"] = service.size_rw(ctr)
-        out["SizeRootFs"] = out["SizeRw"]
+        out["SizeRw"], out["SizeRootFs"] = service.sizes(ctr)
     return out
 
 
@@ -146,8 +145,7 @@ def summary_json(ctr, service, size: bool = False) -> dict:
         "Mounts": mounts.inspect(rec["HostConfig"]),
     }
     if size:
-        out["SizeRw"] = service.size_rw(ctr)
-        out["SizeRootFs"] = out["SizeRw"]
+        out["SizeRw"], out["SizeRootFs"] = service.sizes(ctr)
     return out
 
 
