@@ -198,3 +198,26 @@ def test_size_root_fs_counts_the_image(target):
         assert listed["Size"] == f"2B (virtual {virtual})"
     finally:
         target.docker("rm", "-f", name)
+
+
+# --- list ----------------------------------------------------------------------------------------------------------
+
+
+def test_list_command_quotes_arguments_with_spaces(target):
+    """GET /containers/json `Command` as dockerd makes it: arguments with a space in single quotes."""
+    name = unique("cmd")
+    created = target.docker("create", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sh", "-c",
+                            "echo out; it's  x", "", "a b", "tab\tx")
+    assert created.returncode == 0, created.stderr
+    try:
+        client = target.client()
+        try:
+            listed = client.containers(all=True, filters={"name": [name]})
+        finally:
+            client.close()
+        assert [c["Command"] for c in listed] == ["sh -c 'echo out; it's  x'  'a b' tab\tx"]
+        shown = target.dockyard("ps", "-a", "--no-trunc", "-f", f"name={name}", "--format", "{{.Command}}")
+        assert shown.stdout == target.docker("ps", "-a", "--no-trunc", "-f", f"name={name}", "--format",
+                                             "{{.Command}}").stdout
+    finally:
+        target.docker("rm", "-f", name)

@@ -124,6 +124,13 @@ def inspect_json(ctr, service, size: bool = False) -> dict:
     return out
 
 
+def command_line(path: str, args: list[str]) -> str:
+    """dockerd's list `Command`: the arguments with a space in single quotes (nothing escaped)."""
+    if not args:
+        return path
+    return path + " " + " ".join(f"'{a}'" if " " in a else a for a in args)
+
+
 def summary_json(ctr, service, size: bool = False) -> dict:
     from dockyard.daemon.containers import parse_time
 
@@ -134,7 +141,7 @@ def summary_json(ctr, service, size: bool = False) -> dict:
         "Names": ["/" + ctr.name],
         "Image": cfg.get("Image", ""),
         "ImageID": rec["Image"],
-        "Command": " ".join([rec["Path"], *rec["Args"]]).strip(),
+        "Command": command_line(rec["Path"], rec["Args"]),
         "Created": int(parse_time(rec["Created"])),
         "Ports": [],
         "Labels": cfg.get("Labels") or {},
