@@ -38,20 +38,20 @@ CONFIG_DEFAULTS = {
 
 HOST_CONFIG_DEFAULTS = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "NetworkMode": "default", "PortBindings": None, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
     "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-    "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+    "CgroupnsMode": "host", "Dns": None, "DnsOptions": None, "DnsSearch": None, "ExtraHosts": None,
     "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
     "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
     "UTSMode": "", "UsernsMode": "", "ShmSize": ocispec.DEFAULT_SHM_SIZE, "Runtime": "",
     "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
-    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": None,
+    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": None, "BlkioDeviceReadBps": None,
     "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
     "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
-    "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
+    "Devices": None, "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
     "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
     "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0,
-    "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None, "Init": None,
+    "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
 }
 
 
@@ -211,9 +211,49 @@ def normalize(body: dict, image_config: dict, default_runtime: str = DEFAULT_RUN
     hc["ShmSize"] = hc.get("ShmSize") or ocispec.DEFAULT_SHM_SIZE
     hc["ConsoleSize"] = hc.get("ConsoleSize") or [0, 0]
     hc["Runtime"] = runtime_name(hc, default_runtime)
+    _fill_in_defaults(hc)
     check(config, hc)
     return config, hc
 
+
+def _fill_in_defaults(hc: dict) -> None:
+    """What dockerd writes into a new container's HostConfig (inspect shows it; compose compares it)."""
+    hc["IpcMode"] = hc.get("IpcMode") or "private"
+    hc["CgroupnsMode"] = hc.get("CgroupnsMode") or default_cgroupns_mode()
+    if hc["CgroupnsMode"] not in ("host", "private"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {hc['CgroupnsMode']}")
+    if hc.get("MemorySwappiness") == -1:
+        hc["MemorySwappiness"] = None  # the docker CLI's "unset"
+    if isinstance(hc.get("PidsLimit"), int) and hc["PidsLimit"] <= 0:
+        hc["PidsLimit"] = None  # 0 and -1 both mean unlimited
+    if isinstance(hc.get("Memory"), int) and hc["Memory"] > 0 and not hc.get("MemorySwap") and swap_accounting():
+        hc["MemorySwap"] = 2 * hc["Memory"]  # as much swap as memory
+    if hc.get("Privileged"):
+        if "label=disable" not in (hc.get("SecurityOpt") or []):
+            hc["SecurityOpt"] = [*(hc.get("SecurityOpt") or []), "label=disable"]
+    else:
+        if hc.get("MaskedPaths") is None:
+            hc["MaskedPaths"] = list(ocispec.MASKED_PATHS)
+        if hc.get("ReadonlyPaths") is None:
+            hc["ReadonlyPaths"] = list(ocispec.READONLY_PATHS)
+    if hc.get("Init") is None:
+        hc.pop("Init", None)  # dockerd leaves it out unless given
+
+
+def default_cgroupns_mode() -> str:
+    """dockerd's default: the host's cgroup namespace on cgroup v1 hosts, a private one on pure v2."""
+    from ..cgroups import mode
+
+    return "private" if mode() == "v2" else "host"
+
+
+def swap_accounting() -> bool:
+    """Whether memory+swap can be limited here (v1: memory.memsw.*, v2: memory.swap.max)."""
+    from ..cgroups import mode
+
+    if mode() == "v2":
+        return True
+    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
 
 def merge_image_config(config: dict, image: dict) -> None:
     """dockerd's merge of the image's defaults under the container's Config."""
@@ -239,6 +279,13 @@ def merge_image_config(config: dict, image: dict) -> None:
         merged = dict(image.get(key) or {})
         merged.update(config.get(key) or {})
         config[key] = merged or None
+    # Fields dockerd leaves out when unset (Go's omitempty); Volumes it shows as null.
+    for key in ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+                "Shell"):
+        if key in config and not config[key]:
+            del config[key]
+    if "StopTimeout" in config and config["StopTimeout"] is None:
+        del config["StopTimeout"]
     if image.get("OnBuild") and not config.get("OnBuild"):
         config["OnBuild"] = image["OnBuild"]
     if not config.get("Cmd") and not config.get("Entrypoint"):

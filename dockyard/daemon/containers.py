@@ -490,6 +490,9 @@ class ContainerService:
         try:
             self.images.mounts_for_container(rec["Image"], cid)
             rec["Driver"] = self.images.driver_name
+            graph = self.images.container_graph_data(cid)
+            if graph:
+                rec["Engine"]["GraphDriver"] = dict(graph, MergedDir=self._rootfs(cid))
             if rec["Config"].get("WorkingDir"):
                 self._make_working_dir_now(cid, rec["Config"]["WorkingDir"])
             write_json_atomic(os.path.join(directory, RECORD), rec, sync=True)

@@ -767,6 +767,18 @@ class ImageService:
         """Bytes the container wrote (its SizeRw)."""
         return self.snapshotter.usage(container_key).size
 
+    def container_graph_data(self, container_key: str) -> dict:
+        """inspect's GraphDriver.Data of a container snapshot: overlay's LowerDir, UpperDir, WorkDir."""
+        names = {"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}
+        data = {}
+        for m in self.snapshotter.mounts(container_key):
+            if m.type == "overlay":
+                for option in m.options:
+                    key, _, value = option.partition("=")
+                    if key in names:
+                        data[names[key]] = value
+        return data
+
     def image_size(self, image: str) -> int:
         """The image's Size (a container's SizeRootFs is it plus what the container wrote)."""
         return self._record(image).size

@@ -221,6 +221,9 @@ def resources(host_config: dict, privileged: bool) -> dict:
         memory["reservation"] = host_config["MemoryReservation"]
     if host_config.get("OomKillDisable"):
         memory["disableOOMKiller"] = True
+    swappiness = host_config.get("MemorySwappiness")
+    if isinstance(swappiness, int) and swappiness >= 0:
+        memory["swappiness"] = swappiness
     if memory:
         out["memory"] = memory
     cpu: dict = {}
@@ -375,6 +378,8 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
     if mode != "host":
         namespaces.append({"type": "network"})
     namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
+    if host_config.get("CgroupnsMode") == "private":
+        namespaces.append({"type": "cgroup"})
     sysctl = {}
     if mode != "host":
         sysctl = {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
@@ -386,8 +391,9 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
         "namespaces": namespaces,
     }
     if not privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
+        masked, readonly = host_config.get("MaskedPaths"), host_config.get("ReadonlyPaths")
+        linux["maskedPaths"] = list(MASKED_PATHS if masked is None else masked)
+        linux["readonlyPaths"] = list(READONLY_PATHS if readonly is None else readonly)
         if seccomp_profile == "default":
             linux["seccomp"] = seccomp_default.profile(set(caps))
     else:

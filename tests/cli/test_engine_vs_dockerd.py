@@ -221,3 +221,61 @@ def test_list_command_quotes_arguments_with_spaces(target):
                                              "{{.Command}}").stdout
     finally:
         target.docker("rm", "-f", name)
+
+
+# --- inspect -------------------------------------------------------------------------------------------------------
+
+# Fields of `docker inspect` that differ between the engines on purpose, and why.
+INSPECT_DIFFERS = {
+    "Id": "each container's own",
+    "Created": "each container's own",
+    "Name": "a random name",
+    "Config.Hostname": "the short id",
+    "State.Pid": "each run's own",
+    "State.StartedAt": "each run's own",
+    "Image": "each engine imported bb itself: other layer tars, other ids",
+    "ResolvConfPath": "under each engine's data root",
+    "HostnamePath": "under each engine's data root",
+    "HostsPath": "under each engine's data root",
+    "LogPath": "under each engine's data root",
+    "GraphDriver.Data.LowerDir": "each engine's storage (dockerd's also has its -init layer)",
+    "GraphDriver.Data.MergedDir": "each engine's storage",
+    "GraphDriver.Data.UpperDir": "each engine's storage",
+    "GraphDriver.Data.WorkDir": "each engine's storage",
+    "HostConfig.Runtime": "the default runtime: ours is dockyard-runtime, dockerd's runc",
+    "NetworkSettings.Networks.none.EndpointID": "no network objects until the networking issue",
+    "NetworkSettings.Networks.none.NetworkID": "no network objects until the networking issue",
+    "NetworkSettings.SandboxID": "no network sandboxes until the networking issue",
+    "NetworkSettings.SandboxKey": "no network sandboxes until the networking issue",
+}
+
+
+def _flat(value, path: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{path}.{key}" if path else key))
+        return out
+    return {path: value}
+
+
+def _inspect_of_a_run(target) -> dict:
+    started = target.docker("run", "-d", "--network", "none", "-l", SESSION_LABEL, "bb", "sleep", "60")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.decode().strip()
+    try:
+        return json.loads(target.docker("inspect", cid).stdout)[0]
+    finally:
+        target.docker("rm", "-f", cid)
+
+
+def test_inspect_matches_dockerd_field_by_field(dockerd_target, dockyardd_target):
+    """`docker inspect` of the same `docker run -d --network none bb sleep 60` on both engines: the same
+    fields with the same values, but for INSPECT_DIFFERS (present on both, values of their own)."""
+    theirs, mine = _flat(_inspect_of_a_run(dockerd_target)), _flat(_inspect_of_a_run(dockyardd_target))
+    assert sorted(theirs) == sorted(mine), "fields only dockerd has: " + repr(sorted(set(theirs) - set(mine))) + \
+        "; only ours: " + repr(sorted(set(mine) - set(theirs)))
+    differing = {key for key in theirs if theirs[key] != mine[key]}
+    assert differing <= set(INSPECT_DIFFERS), {k: (theirs[k], mine[k]) for k in differing - set(INSPECT_DIFFERS)}
+    assert mine["Config.Hostname"] == mine["Id"][:12]
+    assert mine["HostConfig.IpcMode"] == "private" and mine["HostConfig.CgroupnsMode"] in ("host", "private")
