@@ -257,10 +257,10 @@ def swap_accounting() -> bool:
 
 def merge_image_config(config: dict, image: dict) -> None:
     """dockerd's merge of the image's defaults under the container's Config."""
-    env = list(image.get("Env") or [])
-    for entry in config.get("Env") or []:
-        key = entry.split("=", 1)[0]
-        env = [e for e in env if e.split("=", 1)[0] != key] + [entry]
+    # The user's variables first, then the image's they do not set (dockerd's runconfig merge).
+    env = list(config.get("Env") or [])
+    keys = {e.split("=", 1)[0] for e in env}
+    env += [e for e in image.get("Env") or [] if e.split("=", 1)[0] not in keys]
     config["Env"] = env or None
     if not config.get("Entrypoint"):
         if not config.get("Cmd"):

@@ -117,13 +117,7 @@ class ExecService:
         process.pop("consoleSize", None)
         if ex.tty and ex.size:
             process["consoleSize"] = {"height": ex.size[0], "width": ex.size[1]}
-        env = list(process.get("env") or [])
-        for entry in ex.env:
-            key = entry.split("=", 1)[0]
-            env = [e for e in env if e.split("=", 1)[0] != key] + [entry]
-        if ex.tty and not any(e.startswith("TERM=") for e in env):
-            env.append("TERM=xterm")
-        process["env"] = env
+        process["env"] = ocispec.environment(ctr.rec["Config"], ex.tty, spec.get("hostname") or ctr.id[:12], ex.env)
         if ex.workdir:
             process["cwd"] = ex.workdir
         if ex.user:

@@ -318,6 +318,33 @@ def network_mode(host_config: dict) -> str:
                        "(user-defined networks come with the networking issue)")
 
 
+def environment(config: dict, tty: bool, hostname: str, extra: list[str] | tuple = ()) -> list[str]:
+    """dockerd's process environment: PATH, HOSTNAME (and TERM with a TTY), then Config.Env and an exec's
+    own Env, each replacing a variable in place or appended (the runtime adds HOME last)."""
+    env = ["PATH=" + DEFAULT_PATH, "HOSTNAME=" + hostname]
+    if tty:
+        env.append("TERM=xterm")
+    return replace_or_append(replace_or_append(env, config.get("Env") or []), extra)
+
+
+def replace_or_append(env: list[str], overrides) -> list[str]:
+    """moby's ReplaceOrAppendEnvValues: `K=V` replaces K where `env` has it, else is appended; a bare `K`
+    removes it."""
+    env = list(env)
+    where = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for value in overrides:
+        if "=" not in value:
+            if value in where:
+                env[where[value]] = ""
+            continue
+        index = where.get(value.split("=", 1)[0])
+        if index is None:
+            env.append(value)
+        else:
+            env[index] = value
+    return [e for e in env if e]
+
+
 def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent: str = "/dockyard") -> dict:
     """The OCI spec for a container (see the module docstring for what Docker puts in it)."""
     privileged = bool(host_config.get("Privileged"))
@@ -328,12 +355,7 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
         raise InvalidArgument("No command specified")
     mode = network_mode(host_config)
     hostname = config.get("Hostname") or cid[:12]
-    env = list(config.get("Env") or [])
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, "PATH=" + DEFAULT_PATH)
-    env.append("HOSTNAME=" + hostname)
-    if tty and not any(e.startswith("TERM=") for e in env):
-        env.append("TERM=xterm")
+    env = environment(config, tty, hostname)
     if host_config.get("Init"):
         args = [INIT_PATH, "--"] + args
     caps = capabilities(host_config)

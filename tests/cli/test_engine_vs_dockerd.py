@@ -279,3 +279,60 @@ def test_inspect_matches_dockerd_field_by_field(dockerd_target, dockyardd_target
     assert differing <= set(INSPECT_DIFFERS), {k: (theirs[k], mine[k]) for k in differing - set(INSPECT_DIFFERS)}
     assert mine["Config.Hostname"] == mine["Id"][:12]
     assert mine["HostConfig.IpcMode"] == "private" and mine["HostConfig.CgroupnsMode"] in ("host", "private")
+
+
+# --- environment ---------------------------------------------------------------------------------------------------
+
+
+def _sdk(target):
+    import docker
+
+    return docker.DockerClient(base_url=target.host, timeout=60)
+
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@pytest.mark.parametrize(("tty", "env", "want", "exec_want"), [
+    (False, ["A=1", "B=2"], [DEFAULT_PATH, "HOSTNAME=<h>", "A=1", "B=2", "HOME=/root"],
+     [DEFAULT_PATH, "HOSTNAME=<h>", "A=exec", "B=2", "C=3", "HOME=/root"]),
+    (False, ["B=2", "HOSTNAME=x", "PATH=/bin", "A=1"], ["PATH=/bin", "HOSTNAME=x", "B=2", "A=1", "HOME=/root"],
+     ["PATH=/bin", "HOSTNAME=x", "B=2", "A=exec", "C=3", "HOME=/root"]),
+    (True, ["A=1", "TERM=vt100"], [DEFAULT_PATH, "HOSTNAME=<h>", "TERM=vt100", "A=1", "HOME=/root"],
+     [DEFAULT_PATH, "HOSTNAME=<h>", "A=exec", "TERM=vt100", "C=3", "HOME=/root"]),
+])
+def test_environment_order(target, tty, env, want, exec_want):
+    """dockerd's order: PATH, HOSTNAME (TERM with a TTY), the user's variables replacing those in place or
+    appended, HOME last (from the runtime); an exec's the same with its own TTY, then its own variables."""
+    client = _sdk(target)
+    ctr = client.containers.run("bb", ["sleep", "60"], environment=env, tty=tty, network_mode="none",
+                                labels=dict([SESSION_LABEL.split("=", 1)]), detach=True)
+    try:
+        hostname = ctr.attrs["Config"]["Hostname"]
+        out = client.containers.run("bb", ["env"], environment=env, tty=tty, network_mode="none", remove=True,
+                                    hostname=hostname)
+        assert out.decode().replace("\r", "").splitlines() == [w.replace("<h>", hostname) for w in want]
+        code, out = ctr.exec_run(["env"], environment=["C=3", "A=exec"], tty=False)
+        assert (code, out.decode().splitlines()) == (0, [w.replace("<h>", hostname) for w in exec_want])
+    finally:
+        ctr.remove(force=True)
+        client.close()
+
+
+def test_user_environment_comes_before_the_images(target):
+    """dockerd's merge: the user's variables, then the image's that they do not set."""
+    name, image = unique("envimg"), f"envimg-{unique()}:t"
+    assert target.docker("create", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb",
+                         "true").returncode == 0
+    try:
+        committed = target.docker("commit", "--change", "ENV FOO=1 PATH=/bin:/usr/bin BAR=2", name, image)
+        assert committed.returncode == 0, committed.stderr
+        got = target.docker("run", "--rm", "--network", "none", "-e", "BAR=9", image, "env")
+        assert got.stdout.decode().splitlines()[2:] == ["BAR=9", "FOO=1", "HOME=/root"]
+        created = target.docker("create", "--network", "none", "-l", SESSION_LABEL, "-e", "BAR=9", image, "env")
+        shown = target.docker("inspect", "-f", "{{json .Config.Env}}", created.stdout.decode().strip())
+        assert json.loads(shown.stdout) == ["BAR=9", "FOO=1", "PATH=/bin:/usr/bin"]
+        target.docker("rm", created.stdout.decode().strip())
+    finally:
+        target.docker("rm", "-f", name)
+        target.docker("rmi", image)

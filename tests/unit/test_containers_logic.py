@@ -20,7 +20,7 @@ def test_image_defaults_merge_like_dockerd():
     image = {"Env": ["PATH=/bin", "A=image"], "Cmd": ["sh"], "Entrypoint": ["/entry"], "WorkingDir": "/w",
              "User": "u", "Labels": {"l": "image", "k": "v"}, "ExposedPorts": {"80/tcp": {}}}
     config, hc = containerconfig.normalize({"Image": "x", "Env": ["A=mine"], "Labels": {"l": "mine"}}, image)
-    assert config["Env"] == ["PATH=/bin", "A=mine"]
+    assert config["Env"] == ["A=mine", "PATH=/bin"]  # dockerd: the user's first, then the image's others
     assert config["Cmd"] == ["sh"] and config["Entrypoint"] == ["/entry"]
     assert config["WorkingDir"] == "/w" and config["User"] == "u"
     assert config["Labels"] == {"l": "mine", "k": "v"} and config["ExposedPorts"] == {"80/tcp": {}}
@@ -250,3 +250,10 @@ def test_overlay_changes(tmp_path):
     assert changes == [("C", "/etc"), ("D", "/etc/gone"), ("C", "/tmp"), ("A", "/tmp/new"), ("A", "/tmp/new/f")]
     os.unlink(upper / "etc" / "gone")
     assert ("C", "/etc") not in overlay_changes(str(upper), [str(lower)])
+
+
+def test_process_environment_as_dockerd_makes_it():
+    config = {"Env": ["B=2", "HOSTNAME=x", "A=1", "PATH"]}
+    assert ocispec.environment(config, False, "h") == ["HOSTNAME=x", "B=2", "A=1"]
+    assert ocispec.environment({"Env": ["A=1"]}, True, "h", ["A=2", "C"]) == [
+        "PATH=" + ocispec.DEFAULT_PATH, "HOSTNAME=h", "TERM=xterm", "A=2"]
