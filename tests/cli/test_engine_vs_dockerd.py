@@ -336,3 +336,25 @@ def test_user_environment_comes_before_the_images(target):
     finally:
         target.docker("rm", "-f", name)
         target.docker("rmi", image)
+
+
+# --- logs ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logged(target):
+    name = unique("logs")
+    ran = target.docker("run", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sh", "-c",
+                        "echo 1; echo 2 >&2; echo 3")
+    assert ran.returncode == 0, ran.stderr
+    yield name
+    target.docker("rm", "-f", name)
+
+
+@pytest.mark.parametrize("tail", ["x", "2", "+2", "-1", "0", " 2", "1_0", "all", ""])
+def test_logs_tail_is_go_atoi_or_everything(target, logged, tail):
+    """dockerd reads `tail` with Go's strconv.Atoi; anything it refuses means the whole log."""
+    got = assert_same(target, "logs", "--tail", tail, logged)
+    assert got[0] == 0
+    if tail in ("x", "-1", " 2", "1_0", "all"):
+        assert (got[1], got[2]) == ("1\n3\n", "2\n")

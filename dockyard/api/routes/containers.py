@@ -299,6 +299,15 @@ def _log_time(req: Request, name: str) -> str:
     return timestamp(int(parse_timestamp(value) * 1_000_000_000))
 
 
+def tail_lines(text: str) -> int:
+    """dockerd's `tail`: Go's strconv.Atoi of it; what that refuses ("all", "x", " 5") is the whole log (-1)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        return -1
+    lines = int(text)
+    return lines if 0 <= lines < 1 << 63 else -1
+
+
 @routes.get(rf"/containers/{ID}/logs")
 async def container_logs(req: Request) -> Stream:
     from dockyard.daemon.logs import LogQuery
@@ -306,17 +315,8 @@ async def container_logs(req: Request) -> Stream:
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     if not stdout and not stderr:
         raise InvalidArgument("You must choose at least one stream")
-    tail_text = req.arg("tail") or "all"
-    if tail_text == "all":
-        tail = -1
-    else:
-        try:
-            tail = int(tail_text)
-        except ValueError:
-            raise InvalidArgument(f"invalid value for tail: {tail_text!r}") from None
-        tail = -1 if tail < 0 else tail
     query = LogQuery(stdout=stdout, stderr=stderr, since=_log_time(req, "since"), until=_log_time(req, "until"),
-                     tail=tail, timestamps=req.flag("timestamps"))
+                     tail=tail_lines(req.arg("tail") or ""), timestamps=req.flag("timestamps"))
     tty, body = req.services.containers.logs(req.params["id"], query, req.flag("follow"))
     return Stream(body, content_type=RAW_STREAM_TYPE if tty else MULTIPLEXED_STREAM_TYPE)
 
