@@ -488,7 +488,7 @@ class ContainerService:
         directory = self._dir(cid)
         os.makedirs(directory, mode=0o710)
         try:
-            self.images.mounts_for_container(rec["Image"], cid)
+            self.images.mounts_for_container(rec["Image"], cid, init_layer=True)
             rec["Driver"] = self.images.driver_name
             graph = self.images.container_graph_data(cid)
             if graph:

@@ -459,7 +459,10 @@ class ImageService:
                 except Exception:
                     return removed, freed
             nodes = [gc.SnapshotNode(i.key, i.parent, i.kind is Kind.COMMITTED) for i in snap.walk()]
-            chains = self.store.referenced_chains() | self.store.leased_snapshots()
+            referenced = self.store.referenced_chains()
+            # An image's init layer lives as long as the image does.
+            chains = referenced | {init_layer_name(c) for c in referenced} | {init_layer_name(None)} \
+                | self.store.leased_snapshots()
             for key in gc.dead_snapshots(nodes, chains, set(self._claimed)):
                 try:
                     freed += snap.usage(key).size
@@ -743,8 +746,9 @@ class ImageService:
 
     # -- containers ------------------------------------------------------------------------------
 
-    def mounts_for_container(self, image: str, container_key: str) -> list[Mount]:
-        """Prepare a writable snapshot `container_key` on top of `image`; returns the mounts to make.
+    def mounts_for_container(self, image: str, container_key: str, init_layer: bool = False) -> list[Mount]:
+        """Prepare a writable snapshot `container_key` on top of `image` (and of its init layer, for a
+        container); returns the mounts to make.
 
         Also records a lease: the image counts as used by the container until
         `release_container(container_key)`.
@@ -753,11 +757,31 @@ class ImageService:
             record = self._record(image)
             self.store.add_lease(container_key, record.id, container_key)
             try:
-                return self.snapshotter.prepare(container_key, record.top_chain,
-                                                {"dockyard.image": record.id})
+                parent = self._init_layer(record.top_chain) if init_layer else record.top_chain
+                return self.snapshotter.prepare(container_key, parent, {"dockyard.image": record.id})
             except BaseException:
                 self.store.remove_lease(container_key)
                 raise
+
+    def _init_layer(self, top_chain: str | None) -> str:
+        """The committed snapshot between an image and its containers' writable layers: dockerd's init
+        layer (`write_init_layer`), one per image, kept while the image is (called with the lock)."""
+        name = init_layer_name(top_chain)
+        snap = self.snapshotter
+        if snap.exists(name):
+            return name
+        key = name + "-prepare"
+        if snap.exists(key):
+            snap.remove(key)  # left by a crash
+        snap.prepare(key, top_chain, {"dockyard.init": "true"})
+        try:
+            write_init_layer(snap.upper_dir(key))
+            snap.commit(name, key)
+        except BaseException:
+            if snap.exists(key):
+                snap.remove(key)
+            raise
+        return name
 
     def container_mounts(self, container_key: str) -> list[Mount]:
         """The mounts of an existing container snapshot (after a daemon restart, say)."""
@@ -905,3 +929,42 @@ def _progress_bar(current: int, total: int, width: int = 50) -> str:
     return f"[{bar}]  {_human(current)}/{_human(total)}"
 
 
+# --- the init layer ----------------------------------------------------------------------------------
+
+# What dockerd's init layer holds (daemon/initlayer): mount points the engine and the runtime bind
+# or mount over, and /.dockerenv. Being a layer of its own, it shows in `export` but never in a
+# container's `diff` or `commit`. Files are empty and 0755 as dockerd makes them.
+INIT_LAYER = (("dev/pts", "dir"), ("dev/shm", "dir"), ("proc", "dir"), ("sys", "dir"), (".dockerenv", "file"),
+              ("etc/resolv.conf", "file"), ("etc/hosts", "file"), ("etc/hostname", "file"),
+              ("dev/console", "file"), ("etc/mtab", "/proc/mounts"))
+
+
+def init_layer_name(top_chain: str | None) -> str:
+    return f"{top_chain or 'scratch'}-init"
+
+
+def write_init_layer(root: str) -> None:
+    """Write the init layer's entries under `root` (a writable snapshot's own directory)."""
+    def make_dir(path: str) -> None:
+        if os.path.isdir(path):
+            return
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.mkdir(path)
+        os.chmod(path, 0o755)  # whatever the daemon's umask
+
+    for path, kind in INIT_LAYER:
+        target = os.path.join(root, path)
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            make_dir(os.path.join(root, *parts[:depth]))
+        if kind == "dir":
+            make_dir(target)
+            continue
+        if os.path.lexists(target) and not os.path.isdir(target):
+            os.unlink(target)  # a copying snapshotter brought the image's file along: the layer's wins
+        if kind == "file":
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
+            os.chmod(target, 0o755)
+        else:
+            os.symlink(kind, target)

@@ -358,3 +358,62 @@ def test_logs_tail_is_go_atoi_or_everything(target, logged, tail):
     assert got[0] == 0
     if tail in ("x", "-1", " 2", "1_0", "all"):
         assert (got[1], got[2]) == ("1\n3\n", "2\n")
+
+
+# --- export and commit: the init layer ------------------------------------------------------------------------
+
+
+def _members(data: bytes) -> list[tuple]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        # Modes without the file type bits docker's archives add (fillGo18FileTypeBits): tar
+        # itself ignores them, and Python's tarfile cannot write them.
+        return sorted((m.name.rstrip("/"), m.type.decode(), oct(m.mode & 0o7777), m.uname, m.gname, m.uid, m.gid,
+                       m.size, m.linkname) for m in tar.getmembers())
+
+
+def test_export_and_commit_see_the_init_layer_as_dockerd(dockerd_target, dockyardd_target, tmp_path):
+    """The same image on both engines: a created container exports the same entries as on dockerd (its init
+    layer's /.dockerenv, /dev/console, /etc/hosts… included), and a commit holds only what the container
+    wrote (the engine's mount points are in the init layer, not in the container's own)."""
+    from tests.support.engine import make_busybox_tar
+
+    tarball = make_busybox_tar(tmp_path / "rootfs.tar")
+    image = f"initlayer-{unique()}:t"
+    seen = {}
+    for target in (dockerd_target, dockyardd_target):
+        imported = target.docker("import", str(tarball), image)
+        assert imported.returncode == 0, imported.stderr
+        name = unique("export")
+        try:
+            assert target.docker("create", "--name", name, "--network", "none", "-l", SESSION_LABEL, image,
+                                 "true").returncode == 0
+            exported = target.docker("export", name)
+            assert exported.returncode == 0, exported.stderr
+            ran = target.docker("run", "--name", name + "-c", "--network", "none", "-l", SESSION_LABEL, image,
+                                "sh", "-c", "echo hi > /new; mkdir -p /etc/x")
+            assert ran.returncode == 0, ran.stderr
+            assert target.docker("commit", name + "-c", image + "c").returncode == 0
+            saved = target.docker("save", image + "c")
+            manifest, layers = None, {}
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as tar:
+                for member in tar.getmembers():
+                    if member.isfile():
+                        layers[member.name] = tar.extractfile(member).read()
+                manifest = json.loads(layers["manifest.json"])[0]
+            committed = [m[:2] for m in _members(layers[manifest["Layers"][-1]])]
+            seen[target.name] = (_members(exported.stdout), committed)
+        finally:
+            target.docker("rm", "-f", name, name + "-c")
+            target.docker("rmi", image, image + "c")
+    for entry in ((".dockerenv", "0", "0o755", "root", "root", 0, 0, 0, ""),
+                  ("etc/mtab", "2", "0o777", "root", "root", 0, 0, 0, "/proc/mounts")):
+        assert entry in seen["dockerd"][0]
+    theirs, mine = set(seen["dockerd"][0]), set(seen["dockyardd"][0])
+    assert mine == theirs, f"only dockerd's: {sorted(theirs - mine)}; only ours: {sorted(mine - theirs)}"
+    assert seen["dockyardd"][1] == seen["dockerd"][1] == [("etc", "5"), ("etc/x", "5"), ("new", "0")]
