@@ -236,9 +236,19 @@ class ContainerService:
         return rec
 
     def _save(self, ctr: Ctr) -> None:
-        """Write the record, on the event loop: a few KB, and never two writers of one record at once."""
-        if not ctr.removing:  # its directory is on its way out
+        """Write the record, on the event loop: a few KB, and never two writers of one record at once.
+
+        Ordered with removal: nothing is written once a removal began (its directory is on its way
+        out), and a container gone meanwhile is not an error of whoever saved it.
+        """
+        if ctr.removing or self._ctrs.get(ctr.id) is not ctr:
+            return
+        try:
             write_json_atomic(os.path.join(self._dir(ctr.id), RECORD), ctr.rec)
+        except FileNotFoundError:
+            if os.path.isdir(self._dir(ctr.id)):
+                raise
+            log.warning("container %s: its directory is gone; the record was not saved", ctr.id[:12])
 
     def _holder_running(self, holder: str) -> bool:
         ctr = self._ctrs.get(holder)
@@ -524,6 +534,8 @@ class ContainerService:
         """Start a container; False if it was running already (304)."""
         ctr = self.get(ref)
         async with ctr.lock:
+            if self._ctrs.get(ctr.id) is not ctr:
+                raise NotFound(f"No such container: {ref}")  # removed while this start waited for it
             if ctr.removing:
                 raise Conflict(f"container {ctr.id} is marked for removal and cannot be started")
             if ctr.running:
