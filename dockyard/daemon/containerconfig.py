@@ -23,6 +23,7 @@ import re
 from ..errors import InvalidArgument, NotSupported
 from . import mounts, ocispec
 from .logs import log_options
+from .signals import signal_number
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 MIN_MEMORY = 6 * 1024 * 1024
@@ -308,9 +309,7 @@ def check(config: dict, hc: dict) -> None:
     if hc.get("Init") and not ocispec.init_binary():
         raise NotSupported("--init needs tini on the host (Debian package tini: /usr/bin/tini-static)")
     if config.get("StopSignal"):
-        from ..runtime.kill import parse_signal
-
-        parse_signal(str(config["StopSignal"]))
+        signal_number(config["StopSignal"])
     if config.get("WorkingDir") and not str(config["WorkingDir"]).startswith("/"):
         raise InvalidArgument(f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an "
                               "absolute path")

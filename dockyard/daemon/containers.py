@@ -47,6 +47,7 @@ from ..errors import Conflict, EngineError, InvalidArgument, NotFound
 from . import containerconfig, mounts, ocispec, restart
 from .archive import helper_output
 from .logs import LogQuery, LogReader, log_options, tail_entries, timestamp
+from .signals import signal_number, valid_signal
 from .stdio import parse_detach_keys, pump_session
 from .supervisor import MonitorClient, MonitorError, MonitorStream
 
@@ -89,14 +90,6 @@ def write_json_atomic(path: str, obj: Any, sync: bool = False) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
-
-
-def signal_number(text: str | int | None, default: int = 15) -> int:
-    if text is None or text == "":
-        return default
-    from ..runtime.kill import parse_signal
-
-    return parse_signal(str(text))
 
 
 def runtime_path(name: str) -> str:
@@ -710,8 +703,11 @@ class ContainerService:
 
     # --- stop, kill, restart ---------------------------------------------------------------------------
     async def kill(self, ref: str, signal: str | None = None) -> None:
-        ctr = self.get(ref)
         signum = signal_number(signal, 9)
+        ctr = self.get(ref)
+        if not valid_signal(signum):
+            raise EngineError(f"Cannot kill container: {ref}: The linux daemon does not support signal "
+                              f"{signum % (1 << 64)}")
         async with ctr.lock:
             if not ctr.running:
                 raise Conflict(f"Cannot kill container: {ref}: Container {ctr.id} is not running")
@@ -942,9 +938,9 @@ class ContainerService:
             if short == old:
                 raise InvalidArgument("Renaming a container with the same name as its current name")
             if short in self._names:
-                raise Conflict(f'Conflict. The container name "{stored}" is already in use by container '
-                               f'"{self._names[short]}". You have to remove (or rename) that container to be '
-                               f'able to reuse that name.')
+                raise Conflict(f'Error when allocating new name: Conflict. The container name "{stored}" is '
+                               f'already in use by container "{self._names[short]}". You have to remove (or '
+                               f'rename) that container to be able to reuse that name.')
             self._names[short] = ctr.id
             del self._names[old]
             ctr.rec["Name"] = stored
@@ -993,12 +989,14 @@ class ContainerService:
         if not ctr.running:
             raise Conflict(f"Container {ctr.id} is not running")
         pids = set(await self._run_blocking(self.pids, ctr))
-        args = ps_args.split() if ps_args else ["-ef"]
+        args = ps_args.split(" ") if ps_args else ["-ef"]  # dockerd splits on single spaces
         proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if proc.returncode != 0:
-            raise InvalidArgument(f"Error running ps: {err.decode(errors='replace').strip()}")
+            # dockerd's words: the first line of what ps said, or its exit status.
+            first = err.decode(errors="replace").split("\n", 1)[0]
+            raise EngineError(f"ps: {first or f'exit status {proc.returncode}'}")
         lines = out.decode(errors="replace").splitlines()
         if not lines:
             return [], []

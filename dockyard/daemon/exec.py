@@ -87,7 +87,7 @@ class ExecService:
         if not ctr.running:
             raise Conflict(f"Container {ctr.id} is not running")
         if ctr.state["Paused"]:
-            raise Conflict(f"Container {ctr.id} is paused, unpause the container before exec")
+            raise Conflict(f"Container {ref} is paused, unpause the container before exec")  # as given
         if ctr.state["Restarting"]:
             raise Conflict(f"Container {ctr.id} is restarting, wait until the container is running")
         self._forget_old()

@@ -24,7 +24,7 @@ import os
 import time
 
 from .. import jsonio
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotSupported
 
 PARTIAL = 16 << 10
 STREAMS = ("stdout", "stderr")
@@ -53,12 +53,22 @@ def parse_size(text: str) -> int:
     return int(size * _UNITS[unit])
 
 
+# dockerd's other built-in logging drivers: known names, refused as not supported yet rather than unknown.
+OTHER_BUILTIN_DRIVERS = ("awslogs", "fluentd", "gcplogs", "gelf", "journald", "local", "logentries", "splunk",
+                         "syslog")
+
+
 def log_options(log_config: dict | None) -> tuple[int, int]:
     """(max_size bytes or 0, max_file) from HostConfig.LogConfig; bad options are InvalidArgument."""
     log_config = log_config or {}
     kind = log_config.get("Type") or "json-file"
-    if kind not in ("json-file", "none"):
-        raise InvalidArgument(f"logger: no log driver named '{kind}' is registered (only json-file)")
+    if kind == "none":
+        return 0, 1  # dockerd checks no options for it
+    if kind != "json-file":
+        if kind in OTHER_BUILTIN_DRIVERS:
+            raise NotSupported(f"the {kind} logging driver is not supported yet",
+                               hint="use json-file (the default) or none")
+        raise InvalidArgument(f'error looking up logging plugin {kind}: plugin "{kind}" not found')  # dockerd's
     opts = log_config.get("Config") or {}
     for key in opts:
         if key not in ("max-size", "max-file", "compress", "labels", "env", "tag", "mode", "env-regex",

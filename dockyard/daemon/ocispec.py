@@ -125,8 +125,9 @@ def resolve_user(rootfs: str, spec: str) -> dict:
 
 
 def _cap_name(name: str) -> str:
-    key = name.strip().upper()
-    return key if key.startswith("CAP_") else "CAP_" + key
+    """dockerd's NormalizeLegacyCapabilities: upper case, `CAP_` prefixed; `ALL` stays itself."""
+    key = name.upper()
+    return key if key == "ALL" or key.startswith("CAP_") else "CAP_" + key
 
 
 def capabilities(host_config: dict) -> list[str]:
@@ -141,14 +142,15 @@ def capabilities(host_config: dict) -> list[str]:
         return [c for i, c in enumerate(every) if bounding >> i & 1]
     adds = [_cap_name(c) for c in host_config.get("CapAdd") or []]
     drops = [_cap_name(c) for c in host_config.get("CapDrop") or []]
-    for name in adds + drops:
-        if name != "CAP_ALL" and name not in NAMES:
-            raise InvalidArgument(f"unknown capability: {name!r}")
-    caps = list(every) if "CAP_ALL" in adds else list(DEFAULT_CAPS)
-    if "CAP_ALL" in drops:
+    for field, names in (("CapAdd", adds), ("CapDrop", drops)):
+        for name in names:
+            if name != "ALL" and name not in NAMES:
+                raise InvalidArgument(f'invalid {field}: unknown capability: "{name}"')
+    caps = list(every) if "ALL" in adds else list(DEFAULT_CAPS)
+    if "ALL" in drops:
         caps = []
     for name in adds:
-        if name != "CAP_ALL" and name not in caps and name not in drops:
+        if name != "ALL" and name not in caps and name not in drops:
             caps.append(name)
     return [c for c in caps if c not in drops]
 

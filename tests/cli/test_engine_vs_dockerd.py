@@ -417,3 +417,110 @@ def test_export_and_commit_see_the_init_layer_as_dockerd(dockerd_target, dockyar
     theirs, mine = set(seen["dockerd"][0]), set(seen["dockyardd"][0])
     assert mine == theirs, f"only dockerd's: {sorted(theirs - mine)}; only ours: {sorted(mine - theirs)}"
     assert seen["dockyardd"][1] == seen["dockerd"][1] == [("etc", "5"), ("etc/x", "5"), ("new", "0")]
+
+
+# --- wording -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sleeper(target):
+    name = unique("words")
+    started = target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sleep",
+                            "300")
+    assert started.returncode == 0, started.stderr
+    yield name
+    target.docker("rm", "-f", name)
+
+
+@pytest.mark.parametrize(("signal", "message"), [
+    ("BOGUS", "Invalid signal: BOGUS"),
+    ("SIGBOGUS", "Invalid signal: SIGBOGUS"),
+    ("RTMIN+16", "Invalid signal: RTMIN+16"),
+    ("0", "Invalid signal: 0"),
+    ("999", "Cannot kill container: {name}: The linux daemon does not support signal 999"),
+    ("32", "Cannot kill container: {name}: The linux daemon does not support signal 32"),
+])
+def test_kill_signal_refusals(target, sleeper, signal, message):
+    got = assert_same(target, "kill", "-s", signal, sleeper)
+    assert got == (1, "", f"Error response from daemon: {message.format(name=sleeper)}\n")
+
+
+@pytest.mark.parametrize(("flag", "field"), [("--cap-add", "CapAdd"), ("--cap-drop", "CapDrop")])
+def test_unknown_capability_wording(target, flag, field):
+    got = assert_same(target, *RUN, flag, "bogus", "bb", "true")
+    assert got[0] == 125
+    assert got[2].startswith(f'dockyard: Error response from daemon: invalid {field}: unknown capability: '
+                             f'"CAP_BOGUS"\n')
+
+
+def test_rename_conflict_wording(target, sleeper):
+    other = unique("other")
+    assert target.docker("create", "--name", other, "--network", "none", "-l", SESSION_LABEL, "bb",
+                         "true").returncode == 0
+    try:
+        got = assert_same(target, "rename", other, sleeper)
+        assert got[0] == 1
+        assert got[2].startswith(f'Error response from daemon: Error when allocating new name: Conflict. The '
+                                 f'container name "/{sleeper}" is already in use by container "')
+    finally:
+        target.docker("rm", "-f", other)
+
+
+def test_exec_into_a_paused_container_names_it_as_given(target, sleeper):
+    assert target.docker("pause", sleeper).returncode == 0
+    try:
+        short = target.docker("inspect", "-f", "{{.Id}}", sleeper).stdout.decode()[:10]
+        for ref in (sleeper, short):
+            got = assert_same(target, "exec", ref, "true")
+            assert got == (1, "", f"Error response from daemon: Container {ref} is paused, unpause the container "
+                                  "before exec\n")
+    finally:
+        target.docker("unpause", sleeper)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bogus"], "ps: error: unknown gnu long option"),
+    (["axo", "bogus"], 'ps: error: unknown user-defined format specifier "bogus"'),
+])
+def test_top_with_bad_ps_arguments_says_pss_first_line(target, sleeper, args, message):
+    got = assert_same(target, "top", sleeper, *args)
+    assert got == (1, "", f"Error response from daemon: {message}\n")
+
+
+def test_unknown_log_driver_wording(target):
+    """dockerd's words, measured on the peer (it looks for a plugin of that name for 15 s before saying so:
+    too long to ask it in every run)."""
+    if target.name == "dockerd":
+        pytest.skip("dockerd takes 15 s to answer this")
+    got = assert_same(target, *RUN, "--log-driver", "bogus", "bb", "true")
+    assert got[0] == 125
+    assert got[2].startswith('dockyard: Error response from daemon: error looking up logging plugin bogus: '
+                             'plugin "bogus" not found\n')
+
+
+def test_cp_archive_names_owners_from_the_container(target):
+    """uname/gname in a cp archive come from the container's /etc/passwd and /etc/group (ids without a
+    name there stay numbers), running or stopped."""
+    import io
+    import tarfile
+
+    name = unique("cpnames")
+    started = target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sh", "-c",
+                            "mkdir /d && touch /d/a /d/b /d/c && chown 65534:65534 /d/a && chown 1234:4321 /d/b "
+                            "&& chown 0:0 /d/c && sleep 300")
+    assert started.returncode == 0, started.stderr
+    try:
+        for _ in range(50):
+            if target.docker("exec", name, "test", "-e", "/d/c").returncode == 0:
+                break
+            time.sleep(0.1)
+        for _ in ("running", "stopped"):
+            for cli in ("docker", "dockyard"):
+                copied = target.cli(cli)("cp", f"{name}:/d", "-")
+                with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+                    owners = {m.name: (m.uname, m.gname, m.uid, m.gid) for m in tar.getmembers()}
+                assert owners == {"d": ("root", "root", 0, 0), "d/a": ("nobody", "nobody", 65534, 65534),
+                                  "d/b": ("", "", 1234, 4321), "d/c": ("root", "root", 0, 0)}, cli
+            target.docker("stop", "-t", "0", name)
+    finally:
+        target.docker("rm", "-f", name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -39,11 +40,13 @@ def test_image_defaults_merge_like_dockerd():
     ({"Cmd": ["x"], "HostConfig": {"Memory": 100}}, "Minimum memory limit allowed is 6MB"),
     ({"Cmd": ["x"], "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}},
      "maximum retry count cannot be used"),
-    ({"Cmd": ["x"], "HostConfig": {"LogConfig": {"Type": "syslog"}}}, "no log driver named 'syslog'"),
+    ({"Cmd": ["x"], "HostConfig": {"LogConfig": {"Type": "bogus"}}},
+     'error looking up logging plugin bogus: plugin "bogus" not found'),
     ({"Cmd": ["x"], "HostConfig": {"LogConfig": {"Config": {"max-file": "3"}}}}, "max-file cannot be set"),
     ({"Cmd": ["x"], "HostConfig": {"SecurityOpt": ["bogus"]}}, "Invalid --security-opt"),
     ({"Cmd": ["x"], "WorkingDir": "relative"}, "needs to be an absolute path"),
-    ({"Cmd": ["x"], "StopSignal": "SIGNOPE"}, "unknown signal"),
+    ({"Cmd": ["x"], "StopSignal": "SIGNOPE"}, "Invalid signal: SIGNOPE"),
+    ({"Cmd": ["x"], "HostConfig": {"CapAdd": ["bogus"]}}, 'invalid CapAdd: unknown capability: "CAP_BOGUS"'),
     ({"Cmd": ["x"], "Env": ["=x"]}, "invalid environment variable"),
     ({}, "No command specified"),
 ])
@@ -57,6 +60,8 @@ def test_unsupported_options_say_so():
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"NetworkMode": "container:abc"}}, {})
     with pytest.raises(NotSupported, match="named volumes"):
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"Binds": ["vol:/data"]}}, {})
+    with pytest.raises(NotSupported, match="the syslog logging driver is not supported yet"):
+        containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"LogConfig": {"Type": "syslog"}}}, {})
 
 
 def test_names():
@@ -257,3 +262,21 @@ def test_process_environment_as_dockerd_makes_it():
     assert ocispec.environment(config, False, "h") == ["HOSTNAME=x", "B=2", "A=1"]
     assert ocispec.environment({"Env": ["A=1"]}, True, "h", ["A=2", "C"]) == [
         "PATH=" + ocispec.DEFAULT_PATH, "HOSTNAME=h", "TERM=xterm", "A=2"]
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("KILL", 9), ("sigkill", 9), ("CLD", 17), ("+17", 17), ("RTMIN+15", 49), ("RTMAX-14", 50), ("32", 32),
+    ("-1", -1), ("", 15)])
+def test_signals_as_dockerd_reads_them(text, number):
+    from dockyard.daemon.signals import signal_number, valid_signal
+
+    assert signal_number(text) == number
+    assert valid_signal(number) == (number not in (32, -1))
+
+
+@pytest.mark.parametrize("text", ["BOGUS", "0", " 17", "17.0", "RTMIN+16", "RTMAX-15", "UNUSED", "1_0"])
+def test_bad_signals_are_dockerds_invalid_signal(text):
+    from dockyard.daemon.signals import signal_number
+
+    with pytest.raises(InvalidArgument, match="^" + re.escape(f"Invalid signal: {text}") + "$"):
+        signal_number(text)
