@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.cli.test_container_vs_docker import RUN, SESSION_LABEL, assert_same, unique
+from tests.cli.test_container_vs_docker import RUN, SESSION_LABEL, assert_same, running, unique  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
 
@@ -422,16 +422,6 @@ def test_export_and_commit_see_the_init_layer_as_dockerd(dockerd_target, dockyar
 # --- wording -------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sleeper(target):
-    name = unique("words")
-    started = target.docker("run", "-d", "--name", name, "--network", "none", "-l", SESSION_LABEL, "bb", "sleep",
-                            "300")
-    assert started.returncode == 0, started.stderr
-    yield name
-    target.docker("rm", "-f", name)
-
-
 @pytest.mark.parametrize(("signal", "message"), [
     ("BOGUS", "Invalid signal: BOGUS"),
     ("SIGBOGUS", "Invalid signal: SIGBOGUS"),
@@ -440,9 +430,9 @@ def sleeper(target):
     ("999", "Cannot kill container: {name}: The linux daemon does not support signal 999"),
     ("32", "Cannot kill container: {name}: The linux daemon does not support signal 32"),
 ])
-def test_kill_signal_refusals(target, sleeper, signal, message):
-    got = assert_same(target, "kill", "-s", signal, sleeper)
-    assert got == (1, "", f"Error response from daemon: {message.format(name=sleeper)}\n")
+def test_kill_signal_refusals(target, running, signal, message):  # noqa: F811
+    got = assert_same(target, "kill", "-s", signal, running)
+    assert got == (1, "", f"Error response from daemon: {message.format(name=running)}\n")
 
 
 @pytest.mark.parametrize(("flag", "field"), [("--cap-add", "CapAdd"), ("--cap-drop", "CapDrop")])
@@ -453,37 +443,37 @@ def test_unknown_capability_wording(target, flag, field):
                              f'"CAP_BOGUS"\n')
 
 
-def test_rename_conflict_wording(target, sleeper):
+def test_rename_conflict_wording(target, running):  # noqa: F811
     other = unique("other")
     assert target.docker("create", "--name", other, "--network", "none", "-l", SESSION_LABEL, "bb",
                          "true").returncode == 0
     try:
-        got = assert_same(target, "rename", other, sleeper)
+        got = assert_same(target, "rename", other, running)
         assert got[0] == 1
         assert got[2].startswith(f'Error response from daemon: Error when allocating new name: Conflict. The '
-                                 f'container name "/{sleeper}" is already in use by container "')
+                                 f'container name "/{running}" is already in use by container "')
     finally:
         target.docker("rm", "-f", other)
 
 
-def test_exec_into_a_paused_container_names_it_as_given(target, sleeper):
-    assert target.docker("pause", sleeper).returncode == 0
+def test_exec_into_a_paused_container_names_it_as_given(target, running):  # noqa: F811
+    assert target.docker("pause", running).returncode == 0
     try:
-        short = target.docker("inspect", "-f", "{{.Id}}", sleeper).stdout.decode()[:10]
-        for ref in (sleeper, short):
+        short = target.docker("inspect", "-f", "{{.Id}}", running).stdout.decode()[:10]
+        for ref in (running, short):
             got = assert_same(target, "exec", ref, "true")
             assert got == (1, "", f"Error response from daemon: Container {ref} is paused, unpause the container "
                                   "before exec\n")
     finally:
-        target.docker("unpause", sleeper)
+        target.docker("unpause", running)
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--bogus"], "ps: error: unknown gnu long option"),
     (["axo", "bogus"], 'ps: error: unknown user-defined format specifier "bogus"'),
 ])
-def test_top_with_bad_ps_arguments_says_pss_first_line(target, sleeper, args, message):
-    got = assert_same(target, "top", sleeper, *args)
+def test_top_with_bad_ps_arguments_says_pss_first_line(target, running, args, message):  # noqa: F811
+    got = assert_same(target, "top", running, *args)
     assert got == (1, "", f"Error response from daemon: {message}\n")
 
 
