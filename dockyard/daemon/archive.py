@@ -9,9 +9,12 @@ container's mounted snapshot — and the kernel does the resolving. The
 helper is a fresh, single-threaded interpreter (`python -S`: a couple of
 dozen ms), never a fork of the threaded daemon.
 
-    python -S -c <bootstrap> stat|get|put|export  <enter>  [path]  [flags]
+    python -S -c <bootstrap> stat|get|put|export  <enter>  [path]  [flags]  [refusal]
       <enter>  pid:<N>    setns(/proc/N/ns/mnt)
-               root:<P>   chroot(P)
+               root:<P>   chroot(P); with $DOCKYARD_ARCHIVE_BINDS (JSON [[source, destination,
+                          read_only]…]) first, in a mount namespace of its own, the binds a
+                          stopped container has when it runs (its -v/--mount binds, the
+                          engine's /etc/hosts…), as dockerd mounts them for cp
 
 Output protocol: the first line is JSON — the path's stat in Docker's form
 (`{"name","size","mode","mtime","linkTarget"}`, `mode` a Go os.FileMode), or
@@ -111,10 +114,40 @@ def _enter(spec: str) -> None:
         lns.join(f"/proc/{int(value)}/ns/mnt", lns.KIND_FLAG["mount"])
         os.chdir("/")
     elif kind == "root":
+        binds = os.environ.get("DOCKYARD_ARCHIVE_BINDS")
+        if binds:
+            _bind_all(value, binds)
         os.chroot(value)
         os.chdir("/")
     else:
         raise SystemExit(f"bad enter spec {spec!r}")
+
+
+def _bind_all(root: str, binds_json: str) -> None:
+    """In a private mount namespace of this helper: bind each source at its destination under `root`."""
+    import json
+
+    from ..linux import mount as lm
+    from ..linux import ns as lns
+    from ..linux.flags import MountFlag
+    from ..runtime.rootfs import secure_join
+
+    lns.unshare(lns.KIND_FLAG["mount"])
+    lm.mount(None, "/", None, MountFlag.PRIVATE | MountFlag.REC)
+    for source, destination, read_only in json.loads(binds_json):
+        target = secure_join(root, destination)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except FileNotFoundError:
+            continue  # gone since: the start would say so
+        if is_dir:
+            os.makedirs(target, exist_ok=True)
+        elif not os.path.lexists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        lm.bind(source, target, recursive=True)
+        if read_only:
+            lm.remount(target, MountFlag.RDONLY)
 
 
 def _cmd_stat(path: str) -> None:
@@ -165,9 +198,8 @@ def _check_member(member, dest: str) -> str | None:
     return None
 
 
-def _cmd_put(path: str, no_overwrite_dir_non_dir: bool) -> None:
+def _cmd_put(path: str, no_overwrite_dir_non_dir: bool, refusal: str, spool) -> None:
     import tarfile
-    import tempfile
 
     dest, _ = split_path(path)
     try:
@@ -178,8 +210,11 @@ def _cmd_put(path: str, no_overwrite_dir_non_dir: bool) -> None:
     if not stat.S_ISDIR(st.st_mode):
         _answer({"error": "extraction point is not a directory", "kind": "invalid"})
         return
-    # The whole archive is checked before anything is written: spool it first.
-    spool = tempfile.TemporaryFile(dir="/tmp") if os.path.isdir("/tmp") else tempfile.TemporaryFile()
+    if refusal:  # a read-only bind or root there (the daemon knows its mounts)
+        _answer({"error": refusal, "kind": "refused"})
+        return
+    # The whole archive is checked before anything is written: spool it first (in a file of
+    # the host's, opened before entering: nothing of the container's changes meanwhile).
     src = sys.stdin.buffer
     while True:
         chunk = src.read(1 << 20)
@@ -220,17 +255,18 @@ def _cmd_put(path: str, no_overwrite_dir_non_dir: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     import json  # noqa: F401 - loaded before entering: the container's root has no Python
     import tarfile  # noqa: F401
-    import tempfile  # noqa: F401
+    import tempfile
 
     args = sys.argv[1:] if argv is None else argv
     command, enter = args[0], args[1]
+    spool = tempfile.TemporaryFile() if command == "put" else None
     _enter(enter)
     if command == "stat":
         _cmd_stat(args[2])
     elif command == "get":
         _cmd_get(args[2])
     elif command == "put":
-        _cmd_put(args[2], len(args) > 3 and args[3] == "1")
+        _cmd_put(args[2], len(args) > 3 and args[3] == "1", args[4] if len(args) > 4 else "", spool)
     elif command == "export":
         _cmd_export()
     else:
@@ -238,6 +274,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # --- the daemon's side ------------------------------------------------------------------------------
+
+
+def stopped_binds(host_config: dict, engine_files: dict[str, str]) -> list[list]:
+    """What a stopped container's cp sees mounted (dockerd's mountVolumes): its binds, and the engine's
+    files (`destination: host path`) where no bind of the user's is."""
+    from .mounts import mount_points
+
+    binds = [[p.source, p.destination, p.read_only] for p in mount_points(host_config, check_sources=False)
+             if p.kind == "bind"]
+    taken = {b[1] for b in binds}
+    return binds + [[source, dest, False] for dest, source in engine_files.items() if dest not in taken]
 
 
 def helper_argv(command: str, enter: str, *args: str) -> list[str]:

@@ -1176,16 +1176,25 @@ class ContainerService:
 
     async def _helper(self, ctr: Ctr, command: str, *args: str, stdin: bool = False):
         """Start the archive helper in `ctr`'s root; returns (process, first JSON line, release)."""
-        from .archive import helper_argv
+        from .archive import helper_argv, stopped_binds
 
         release = await self.hold_rootfs(ctr)
         try:
-            enter = f"pid:{ctr.state['Pid']}" if ctr.running and command != "export" else \
-                f"root:{self._rootfs(ctr.id)}"
+            env = None
+            if ctr.running and command != "export":
+                enter = f"pid:{ctr.state['Pid']}"
+            else:
+                enter = f"root:{self._rootfs(ctr.id)}"
+                if command != "export":  # cp of a stopped container sees its binds, as dockerd's does
+                    files = {"/etc/hosts": ctr.rec["HostsPath"], "/etc/hostname": ctr.rec["HostnamePath"],
+                             "/etc/resolv.conf": ctr.rec["ResolvConfPath"]}
+                    files = {dest: path for dest, path in files.items() if os.path.exists(path)}
+                    env = dict(os.environ, DOCKYARD_ARCHIVE_BINDS=jsonio.dumps(
+                        stopped_binds(ctr.rec["HostConfig"], files)))
             proc = await asyncio.create_subprocess_exec(
                 *helper_argv(command, enter, *args), stdin=asyncio.subprocess.PIPE if stdin else
                 asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                limit=1 << 20)
+                limit=1 << 20, env=env)
         except BaseException:
             await release()
             raise
@@ -1204,6 +1213,8 @@ class ContainerService:
             await release()
             if answer.get("kind") == "notfound":
                 raise NotFound(f"Could not find the file {path} in container {ctr.name}")
+            if answer.get("kind") == "refused":
+                raise EngineError(answer["error"])
             raise InvalidArgument(answer["error"])
         return answer
 
@@ -1226,9 +1237,9 @@ class ContainerService:
     async def archive_put(self, ref: str, path: str, chunks: AsyncIterator[bytes],
                           no_overwrite_dir_non_dir: bool = False) -> None:
         ctr = self.get(ref)
-        if ctr.rec["HostConfig"].get("ReadonlyRootfs"):
-            raise Conflict("container rootfs is marked read-only")
-        proc, release = await self._helper(ctr, "put", path, "1" if no_overwrite_dir_non_dir else "0", stdin=True)
+        refusal = mounts.write_refusal(ctr.rec["HostConfig"], path)  # said once the path is found, as dockerd
+        proc, release = await self._helper(ctr, "put", path, "1" if no_overwrite_dir_non_dir else "0", refusal,
+                                           stdin=True)
         try:
             async for chunk in chunks:
                 proc.stdin.write(chunk)

@@ -224,6 +224,20 @@ def spec_mounts(host_config: dict) -> list[dict]:
     return [p.spec() for p in mount_points(host_config)]
 
 
+def write_refusal(host_config: dict, path: str) -> str:
+    """Why `docker cp` may not write at container path `path`, in dockerd's words, or "": a read-only bind
+    holds it (the deepest bind containing the path decides), or else the root is read-only."""
+    target = _clean("/" + path)
+    holder = None
+    for point in mount_points(host_config, check_sources=False):
+        inside = target == point.destination or target.startswith(point.destination.rstrip("/") + "/")
+        if point.kind == "bind" and inside and (holder is None or depth(point.destination) > depth(holder.destination)):
+            holder = point
+    if holder is not None:
+        return "mounted volume is marked read-only" if holder.read_only else ""
+    return "container rootfs is marked read-only" if host_config.get("ReadonlyRootfs") else ""
+
+
 def make_bind_sources(host_config: dict) -> None:
     """dockerd makes a missing Binds source on the host at start (0755, as root); --mount's must exist."""
     for bind in host_config.get("Binds") or []:

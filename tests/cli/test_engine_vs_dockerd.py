@@ -514,3 +514,38 @@ def test_cp_archive_names_owners_from_the_container(target):
             target.docker("stop", "-t", "0", name)
     finally:
         target.docker("rm", "-f", name)
+
+
+def test_cp_of_a_stopped_container_sees_its_binds_and_refuses_read_only_places(target, tmp_path):
+    """As dockerd mounts them for cp: a stopped container's binds and the engine's /etc files (once it ran);
+    writes into a read-only bind or root are refused in dockerd's words, once the path is found."""
+    import io
+    import tarfile
+
+    source = tmp_path / f"src-{target.name}"
+    source.mkdir()
+    (source / "f").write_text("from the host\n")
+    (tmp_path / "new").write_text("x\n")
+    name = unique("cpstopped")
+    assert target.docker("run", "--name", name, "--network", "none", "-l", SESSION_LABEL, "--read-only", "-v",
+                         f"{source}:/data:ro", "-v", f"{source}:/rw", "bb", "true").returncode == 0
+    try:
+        copied = target.docker("cp", f"{name}:/data/f", "-")
+        with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+            assert tar.extractfile("f").read() == b"from the host\n"
+        copied = target.docker("cp", f"{name}:/etc", "-")
+        with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+            hostname = tar.extractfile("etc/hostname").read()
+        assert hostname == target.docker("inspect", "-f", "{{.Config.Hostname}}", name).stdout
+        for dest, words in (("/data", "mounted volume is marked read-only"), ("/tmp", "container rootfs is "
+                                                                                      "marked read-only"),
+                            ("/data/nope", None)):
+            got = assert_same(target, "cp", str(tmp_path / "new"), f"{name}:{dest}")
+            assert got[0] == 1
+            if words:
+                assert got[2] == f"Error response from daemon: {words}\n"
+        assert assert_same(target, "cp", str(tmp_path / "new"), f"{name}:/rw/")[0] == 0
+        assert (source / "new").read_text() == "x\n"
+        assert sorted(target.docker("diff", name).stdout.splitlines()) == [b"A /data", b"A /rw"]
+    finally:
+        target.docker("rm", "-f", name)
