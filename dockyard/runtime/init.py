@@ -59,6 +59,8 @@ def _exit_with(channel: Channel | None, msg: str, code: int = 1) -> None:
 def describe(err: BaseException) -> str:
     if isinstance(err, process.ExecError):
         return f"unable to start container process: {err}"
+    if isinstance(err, rootfs.MountError):
+        return f"unable to start container process: error during container init: {err}"
     return str(err) or type(err).__name__
 
 

@@ -163,7 +163,10 @@ def prepare(spec: dict, rootfs: str, *, cgroupns: bool, userns: bool, cgroup_dir
     mounts = spec.get("mounts") or []
     dev_bound = any(m["destination"] == "/dev" and MountOptions(m.get("options") or []).is_bind for m in mounts)
     for m in mounts:
-        mount_entry(m, rootfs, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
+        try:
+            mount_entry(m, rootfs, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
+        except OSError as err:
+            raise MountError(m, err) from None
     if not dev_bound:
         create_devices(rootfs, linux.get("devices") or [], userns=userns)
         dev = secure_join(rootfs, "/dev")
@@ -193,6 +196,30 @@ def _make_parent_private(rootfs: str) -> None:
         lm.mount(None, best, None, M.PRIVATE)
 
 
+class MountError(Exception):
+    """A spec mount failed, in runc's words: `error mounting "<source>" to rootfs at "<destination>": …`."""
+
+    def __init__(self, m: dict, err: OSError):
+        source = m.get("source") or m.get("type") or "none"
+        reason = os.strerror(err.errno).lower() if err.errno else str(err)
+        if isinstance(err, SyscallError) and err.call == "mount":
+            detail = f"mount {source}:{m['destination']}"
+            flags = 0
+            for flag in (err.flag_names or "0").split("|"):
+                flags |= int(flag, 16) if flag.startswith("0x") else getattr(M, flag.removeprefix("MS_"), 0)
+            if flags:
+                detail += f", flags: {flags:#x}"
+            data = err.call_args[3] if len(err.call_args) > 3 else None
+            if data:
+                detail += f", data: {data}"
+            detail += f": {reason}"
+        elif err.filename:
+            detail = f"{'stat' if isinstance(err, FileNotFoundError) else 'mount'} {err.filename}: {reason}"
+        else:
+            detail = reason
+        super().__init__(f'error mounting "{source}" to rootfs at "{m["destination"]}": {detail}')
+
+
 def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs) -> None:
     opts = MountOptions(m.get("options") or [])
     kind = m.get("type") or ""
@@ -203,10 +230,7 @@ def mount_entry(m: dict, rootfs: str, *, cgroupns: bool, cgroup_dirs) -> None:
     if kind == "cgroup" or kind == "cgroup2":
         _mount_cgroup(dest, opts, cgroupns, cgroup_dirs())
     elif opts.is_bind:
-        try:
-            st = os.stat(source)
-        except FileNotFoundError:
-            raise InvalidArgument(f"mount {m['destination']}: bind source {source} does not exist") from None
+        st = os.stat(source)  # a missing source: runc's "stat <source>: no such file or directory"
         _make_mountpoint(dest, stat.S_ISDIR(st.st_mode))
         lm.mount(source, dest, None, opts.flags & (M.BIND | M.REC))
         # A bind ignores every flag but BIND/REC: set them with a remount.

@@ -308,7 +308,7 @@ def test_bad_bundles_leave_nothing(rt, busybox_rootfs, tmp_path, cid):
         json.dumps({**json.loads(good), "linux": {"namespaces": [{"type": "bogus"}]}}): b"unknown namespace type",
         json.dumps({**json.loads(good), "mounts": [{"destination": "/x", "type": "bind",
                                                     "source": "/nonexistent-src", "options": ["bind"]}]}):
-            b"/nonexistent-src does not exist",
+            b"stat /nonexistent-src: no such file or directory",  # runc's words
     }
     for text, phrase in cases.items():
         config.write_text(text)

@@ -207,3 +207,28 @@ def test_working_directories_as_runc(rt, busybox_rootfs, tmp_path):
     assert "error during container init: mkdir /etc/passwd: not a directory" in seen["runc"][1][2]
     assert 'chdir to cwd (\\"/nonexist\\") set in config.json failed: no such file or directory' in seen["runc"][2][2]
     assert seen["ours"] == seen["runc"]
+
+
+@pytest.mark.parametrize("mount", [
+    {"destination": "/x", "type": "bind", "source": "/nonexistent-source", "options": ["rbind"]},
+    {"destination": "/etc", "type": "bind", "source": "/etc/hostname", "options": ["rbind"]},
+    {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "bogus=1"]},
+])
+def test_a_failed_mount_is_reported_in_runcs_words(rt, busybox_rootfs, tmp_path, mount):
+    """runc's `error mounting "<source>" to rootfs at "<destination>": …` (but for the /proc/self/fd path
+    runc mounts through, which is its own)."""
+    runc = Runtime("runc", str(tmp_path / "runc-root"))
+    seen = {}
+    try:
+        for name, runtime in (("runc", runc), ("ours", rt)):
+            bundle = make_bundle(str(tmp_path / name), busybox_rootfs, ["true"])
+            spec = read_spec(bundle)
+            spec["mounts"].append(mount)
+            write_spec(bundle, spec)
+            proc = runtime("run", "--bundle", bundle, f"mnt-{name}-{uuid.uuid4().hex[:6]}")
+            seen[name] = (proc.returncode, re.sub(r" \(via /proc/self/fd/\d+\)", "",
+                                                  _error_line(proc.stderr, name)))
+    finally:
+        runc.cleanup()
+    assert f'error mounting \\"{mount["source"]}\\" to rootfs at \\"{mount["destination"]}\\"' in seen["runc"][1]
+    assert seen["ours"] == seen["runc"]
