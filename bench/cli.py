@@ -27,33 +27,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from common import peer_host, rss_kib, timed  # noqa: E402
+
 from tests.support.engine import DOCKER, DOCKYARD, Engine, import_busybox, make_busybox_tar  # noqa: E402
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr.decode(errors='replace')}")
-    return elapsed
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def peer_host(arg: str | None) -> str | None:
-    host = arg or os.environ.get("PEER_DOCKER_HOST") or os.environ.get("DOCKER_HOST")
-    if not host:
-        return None
-    probe = subprocess.run([DOCKER, "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                           env=dict(os.environ, DOCKER_HOST=host))
-    return host if probe.returncode == 0 else None
 
 
 def main() -> int:

@@ -30,6 +30,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from common import peer_host  # noqa: E402
+
 from dockyard.diff import Whiteouts, unpack_blob  # noqa: E402
 from tests.support.engine import DOCKER, Engine  # noqa: E402
 
@@ -134,15 +136,6 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def peer_host(arg: str | None) -> str | None:
-    for host in (arg, os.environ.get("PEER_DOCKER_HOST"), os.environ.get("DOCKER_HOST"),
-                 "unix:///tmp/dockyard-peers/docker.sock"):
-        if host and subprocess.run([DOCKER, "version"], capture_output=True,
-                                   env=dict(os.environ, DOCKER_HOST=host)).returncode == 0:
-            return host
-    return None
 
 
 def bench_load(archive: str, runs: int, peer: str | None, tmp: str) -> dict:

@@ -27,6 +27,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from common import timed  # noqa: E402
+
 from dockyard.runtime.spec import default_spec  # noqa: E402
 from tests.support.busybox import make_rootfs  # noqa: E402
 from tests.support.runtime import RUNTIME  # noqa: E402
@@ -40,15 +42,6 @@ def make_bundle(path: str, args: list[str]) -> str:
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(spec, f)
     return path
-
-
-def timed(argv: list[str], cwd: str) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr.decode(errors='replace')}")
-    return elapsed
 
 
 def resident_after_start(roots: str) -> list[str]:
@@ -95,9 +88,9 @@ def main() -> int:
         runc_bundle = make_bundle(os.path.join(work, "runc"), ["true"])
         ours, theirs = [], []
         for i in range(args.runs):
-            ours.append(timed([RUNTIME, "--root", os.path.join(roots, "ours"), "run", f"b{i}"], ours_bundle))
+            ours.append(timed([RUNTIME, "--root", os.path.join(roots, "ours"), "run", f"b{i}"], cwd=ours_bundle))
             if runc:
-                theirs.append(timed([runc, "--root", os.path.join(roots, "runc"), "run", f"b{i}"], runc_bundle))
+                theirs.append(timed([runc, "--root", os.path.join(roots, "runc"), "run", f"b{i}"], cwd=runc_bundle))
         leftovers = resident_after_start(roots)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+from dockyard.units import human_duration
+
 TYPE_CHECKING = False  # typing costs ~15 ms to import; only checkers read these names
 if TYPE_CHECKING:
     from typing import Any
@@ -36,34 +38,6 @@ def human_size(size: float, precision: int = 4) -> str:
 def bytes_size(size: float) -> str:
     """go-units BytesSize: binary units (`23.59GiB`)."""
     return _scaled(size, 1024.0, _BINARY_UNITS, 4)
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def time_ago(unix_seconds: float, now: float | None = None) -> str:
