@@ -1,4 +1,4 @@
-"""Docker's go-units, as docker prints them: shared by the engine's answers and the CLI."""
+"""Go's and docker's units as the Engine API carries them: shared by the engine's answers and the CLI."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+# Go's os.FileMode type bits, as the engine sends them in X-Docker-Container-Path-Stat
+# (what `docker cp` reads to tell a directory, a link or a device).
+MODE_DIR = 1 << 31
+MODE_SYMLINK = 1 << 27
+MODE_DEVICE = 1 << 26
+MODE_NAMED_PIPE = 1 << 25
+MODE_SOCKET = 1 << 24
+MODE_SETUID = 1 << 23
+MODE_SETGID = 1 << 22
+MODE_CHAR_DEVICE = 1 << 21
+MODE_STICKY = 1 << 20
+MODE_IRREGULAR = 1 << 19

@@ -21,6 +21,7 @@ import sys
 
 from dockyard.cli.flags import BOOL, Command, Flag
 from dockyard.cli.main import CliError
+from dockyard.units import MODE_DEVICE, MODE_DIR, MODE_IRREGULAR, MODE_SYMLINK
 
 TYPE_CHECKING = False  # typing costs ~15 ms to import; only checkers read these names
 if TYPE_CHECKING:
@@ -28,14 +29,6 @@ if TYPE_CHECKING:
 
     from dockyard.cli.main import Cli
 
-# Go's os.FileMode bits, as the engine sends them in the path stat header.
-MODE_DIR = 1 << 31
-MODE_SYMLINK = 1 << 27
-MODE_DEVICE = 1 << 26
-MODE_NAMED_PIPE = 1 << 25
-MODE_SOCKET = 1 << 24
-MODE_CHAR_DEVICE = 1 << 21
-MODE_IRREGULAR = 1 << 19
 
 
 class CopyInfo:

@@ -31,20 +31,22 @@ import os
 import stat
 import sys
 
+from ..units import (
+    MODE_CHAR_DEVICE,
+    MODE_DEVICE,
+    MODE_DIR,
+    MODE_NAMED_PIPE,
+    MODE_SETGID,
+    MODE_SETUID,
+    MODE_SOCKET,
+    MODE_STICKY,
+    MODE_SYMLINK,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-# Go's os.FileMode type bits (what the docker CLI reads in X-Docker-Container-Path-Stat).
-MODE_DIR = 1 << 31
-MODE_SYMLINK = 1 << 27
-MODE_DEVICE = 1 << 26
-MODE_NAMED_PIPE = 1 << 25
-MODE_SOCKET = 1 << 24
-MODE_SETUID = 1 << 23
-MODE_SETGID = 1 << 22
-MODE_CHAR_DEVICE = 1 << 21
-MODE_STICKY = 1 << 20
 
 
 def go_file_mode(st_mode: int) -> int:
