@@ -1,7 +1,7 @@
 """Engines the container CLI tests run against, each driven by our CLI and the real docker CLI.
 
-    dockerd    PEER_DOCKER_HOST when it answers, else a private dockerd started here as
-               start-peers.sh starts the peers (own data root, exec root and socket; no
+    dockerd    PEER_DOCKER_HOST when it answers, else a private dockerd started here
+               (tests/support/dockerd.py: own data root, exec root and socket; no
                bridge or iptables, so containers use --network none)
     dockyardd  our engine on a temporary socket (tests/support/engine.py)
 
@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pytest
 
 from dockyard.client.api import ApiError, EngineClient
 from tests.support.busybox import make_rootfs
+from tests.support.dockerd import DockerdDidNotStart, PrivateDockerd, answers
 from tests.support.engine import DOCKER, DOCKYARD, Engine, make_busybox_tar
 
 SESSION_LABEL = f"dockyard.test.session={uuid.uuid4().hex[:12]}"
@@ -106,16 +105,6 @@ class Target:
 # --- dockerd ---------------------------------------------------------------------------------
 
 
-def _answers(host: str) -> bool:
-    client = EngineClient(host, timeout=5)
-    try:
-        return client.ping()
-    except Exception:
-        return False
-    finally:
-        client.close()
-
-
 def _ensure_bb(host: str, tmp: Path) -> None:
     client = EngineClient(host)
     try:
@@ -130,12 +119,8 @@ def _ensure_bb(host: str, tmp: Path) -> None:
     subprocess.run([DOCKER, "import", str(tarball), "bb:latest"], env=env, check=True, capture_output=True)
 
 
-def _remove_tree(path: Path) -> None:
-    from dockyard.linux.mount import mounts_under
-
-    for point in mounts_under(str(path)):
-        subprocess.run(["umount", "-l", point], check=False)
-    shutil.rmtree(path, ignore_errors=True)
+# dockerd's own network setup is off: no docker0, no iptables rules (containers use --network none).
+PRIVATE_DOCKERD_ARGS = ("--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false")
 
 
 @pytest.fixture(scope="session")
@@ -144,45 +129,30 @@ def dockerd_target(tmp_path_factory):
         pytest.skip("dockerd needs root")
     root = tmp_path_factory.mktemp("dockerd-target")
     peer = os.environ.get("PEER_DOCKER_HOST")
-    proc = None
-    state = None
-    if peer and _answers(peer):
+    dockerd = None
+    if peer and answers(peer):
         host = peer
     else:
         if shutil.which("dockerd") is None or not os.path.exists(DOCKER):
             pytest.skip("dockerd or the docker CLI is missing (Debian package docker.io, the Makefile's TEST_DEBS)")
-        # A short path: dockerd's containerd sockets must fit in a unix socket address.
-        state = Path(tempfile.mkdtemp(prefix="dyk-dockerd-"))
-        host = f"unix://{state}/docker.sock"
-        log = open(state / "dockerd.log", "wb")  # noqa: SIM115 - dockerd writes to it while it runs
-        proc = subprocess.Popen(
-            ["dockerd", "--data-root", str(state / "data"), "--exec-root", str(state / "exec"), "-H", host,
-             "--pidfile", str(state / "dockerd.pid"), "--bridge", "none", "--iptables=false", "--ip6tables=false",
-             "--ip-masq=false"],
-            stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 60
-        while not _answers(host):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                output = (state / "dockerd.log").read_text(errors="replace")[-2000:]
-                proc.kill()
-                _remove_tree(state)
-                pytest.skip(f"a private dockerd did not start: {output}")
-            time.sleep(0.2)
-    _ensure_bb(host, root)
-    target = Target("dockerd", host, root)
+        dockerd = PrivateDockerd(args=PRIVATE_DOCKERD_ARGS)
+        try:
+            dockerd.start()
+        except DockerdDidNotStart as exc:
+            dockerd.remove()
+            pytest.skip(f"a private dockerd did not start: {exc}")
+        host = dockerd.host
     try:
-        yield target
+        _ensure_bb(host, root)
+        target = Target("dockerd", host, root)
+        try:
+            yield target
+        finally:
+            target.remove_test_containers()
     finally:
-        target.remove_test_containers()
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            _remove_tree(state)
+        if dockerd is not None:
+            dockerd.stop()
+            dockerd.remove()
 
 
 # --- dockyardd -------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """dockerd drives dockyard-runtime: `docker run --runtime dockyard` through containerd's runc shim.
 
-One private dockerd for the module (its own data root, exec root, socket, pid
-file and config file; no bridge, no iptables, no ip_forward change; containers
-under a cgroup parent of its own that is removed at the end), started with
+One private dockerd for the module (a PrivateDockerd, tests/support/dockerd.py:
+its own data root, exec root, socket, pid file and config file; no bridge, no
+iptables, no ip_forward change; containers under a cgroup parent of its own
+that is removed at the end), started with
 `--add-runtime dockyard=<dockyard-runtime>`.  containerd's shim calls the
 runtime with `--root <exec-root>/runtime-runc/moby`, so a container is ours when
 `dockyard-runtime --root` there reads its state.
@@ -13,14 +14,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import tempfile
 import uuid
 
 import pytest
 
 from tests.support import peers
+from tests.support.dockerd import PrivateDockerd
 from tests.support.runtime import RUNTIME, Runtime
 
 pytestmark = [
@@ -36,14 +35,16 @@ class Dockerd(peers.Manager):
     image = "dockyard-bb:latest"
     exec_missing_status = 126
 
-    def __init__(self, base: str):
-        self.base = base
-        self.sock = os.path.join(base, "docker.sock")
-        self.exec_root = os.path.join(base, "exec")
+    def __init__(self):
         self.cgroup_parent = f"/dockyard-test-docker-{uuid.uuid4().hex[:8]}"
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(base, "cli"))
-        self.runtime = Runtime(RUNTIME, os.path.join(self.exec_root, "runtime-runc", "moby"))
-        self.proc: subprocess.Popen | None = None
+        self.daemon = PrivateDockerd(config={}, args=[
+            # Leave the host's network alone: no docker0, no iptables rules, no ip_forward.
+            "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+            "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", self.cgroup_parent,
+            "--add-runtime", f"dockyard={RUNTIME}"])
+        self.base = self.daemon.state
+        self.env = dict(os.environ, DOCKER_HOST=self.daemon.host, DOCKER_CONFIG=os.path.join(self.base, "cli"))
+        self.runtime = Runtime(RUNTIME, os.path.join(self.daemon.exec_root, "runtime-runc", "moby"))
 
     def argv(self, *args) -> list[str]:
         return ["docker", *map(str, args)]
@@ -54,54 +55,21 @@ class Dockerd(peers.Manager):
     def container_cgroup(self, cid: str) -> str:
         return f"{self.cgroup_parent}/{cid}"
 
-    def start(self) -> None:
-        config = os.path.join(self.base, "daemon.json")
-        with open(config, "w") as f:
-            f.write("{}")
-        argv = ["dockerd", "--config-file", config, "--data-root", os.path.join(self.base, "data"),
-                "--exec-root", self.exec_root, "-H", f"unix://{self.sock}",
-                "--pidfile", os.path.join(self.base, "dockerd.pid"),
-                # Leave the host's network alone: no docker0, no iptables rules, no ip_forward.
-                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", self.cgroup_parent,
-                "--add-runtime", f"dockyard={RUNTIME}"]
-        with open(os.path.join(self.base, "dockerd.log"), "wb") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        peers.wait_for(self._up, timeout=60, what="dockerd to answer")
-
-    def _up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"dockerd exited {self.proc.returncode}:\n{self.log()}")
-        return self("version", check=False).returncode == 0
-
-    def log(self) -> str:
-        with open(os.path.join(self.base, "dockerd.log"), errors="replace") as f:
-            return f.read()[-4000:]
-
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"dockerd ignored SIGTERM:\n{self.log()}") from None
+        if not self.daemon.stop(timeout=60):
+            raise AssertionError(f"dockerd ignored SIGTERM:\n{self.daemon.log_tail()}")
 
 
 @pytest.fixture(scope="module")
 def docker(busybox_rootfs):
-    # Short paths: containerd's sockets live below the exec root and must fit sun_path.
-    base = tempfile.mkdtemp(prefix="dy-dockerd-")
-    d = Dockerd(base)
+    d = Dockerd()
     try:
-        d.start()
-        d("import", peers.busybox_tarball(busybox_rootfs, os.path.join(base, "bb.tar")), d.image)
+        d.daemon.start()
+        d("import", peers.busybox_tarball(busybox_rootfs, os.path.join(d.base, "bb.tar")), d.image)
         yield d
     finally:
         try:
-            if d.proc is not None and d.proc.poll() is None:
+            if d.daemon.running:
                 ids = d("ps", "-aq", check=False).stdout.split()
                 if ids:
                     d("rm", "-f", *ids)
@@ -109,7 +77,7 @@ def docker(busybox_rootfs):
             try:
                 d.stop()
             finally:
-                peers.remove_tree(base)
+                d.daemon.remove()
                 peers.remove_cgroup(d.cgroup_parent)
 
 
