@@ -716,21 +716,10 @@ def run_prune(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def run_inspect(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
-    from dockyard.cli.image import print_inspected
-    from dockyard.client.api import ApiError
+    from dockyard.cli.image import inspect_each
 
     client = cli.client()
-    found = []
-    errors = []
-    for name in args:
-        try:
-            found.append(client.container_inspect(name, size=opts["size"]))
-        except ApiError as exc:
-            errors.append(f"Error response from daemon: {exc.message}")
-    print_inspected(cli, found, opts["format"])
-    if errors:
-        raise CliError("\n".join(errors))
-    return 0
+    return inspect_each(cli, args, lambda name: client.container_inspect(name, size=opts["size"]), opts["format"])
 
 
 PRUNE = Command(

@@ -201,17 +201,20 @@ def print_inspected(cli: Cli, items: list[Any], fmt: str) -> None:
                 raise
 
 
-def inspect_images(cli: Cli, names: list[str], fmt: str) -> int:
+def inspect_each(cli: Cli, names: list[str], fetch: Any, fmt: str, prepare: Any = None) -> int:
+    """`<noun> inspect`: what `fetch(name)` answers for each name, the errors after (status 1 if any);
+    `prepare` adjusts the documents before a template sees them."""
     from dockyard.client.api import ApiError
 
-    client = cli.client()
     found: list[Any] = []
     errors: list[str] = []
     for name in names:
         try:
-            found.append(client.image_inspect(name))
+            found.append(fetch(name))
         except ApiError as exc:
             errors.append(f"Error response from daemon: {exc.message}")
+    if prepare is not None and fmt not in ("", "json"):
+        found = [prepare(item) for item in found]
     print_inspected(cli, found, fmt)
     if errors:
         raise CliError("\n".join(errors))
@@ -219,7 +222,7 @@ def inspect_images(cli: Cli, names: list[str], fmt: str) -> int:
 
 
 def run_inspect(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
-    return inspect_images(cli, args, opts["format"])
+    return inspect_each(cli, args, cli.client().image_inspect, opts["format"])
 
 
 INSPECT = Command(

@@ -2,7 +2,7 @@
 
 Like docker, it tries the kinds in order (containers first, then images) and
 takes the first the engine knows; `--type` restricts it to one kind.
-Containers, volumes and networks add their lookups to `KINDS` as they arrive.
+Networks add their lookup to `KINDS` when they arrive.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 KINDS = {
     "container": "/containers/{}/json",
     "image": "/images/{}/json",
+    "volume": "/volumes/{}",
 }
 DOCKER_KINDS = ("config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume")
 

@@ -71,6 +71,10 @@ GROUPS = {
         "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM", "save": "SAVE", "tag": "TAG",
     }),
     "system": ("system", "Manage Dockyard", {"df": "DF", "events": "EVENTS", "info": "INFO"}),
+    "volume": ("volume", "Manage volumes", {
+        "create": "CREATE", "inspect": "INSPECT", "ls": "LS", "list": "LS", "prune": "PRUNE", "rm": "RM",
+        "remove": "RM",
+    }),
 }
 # Aliases are not listed in a group's help.
 _HIDDEN_IN_HELP = {"list", "remove", "ps"}

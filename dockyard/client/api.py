@@ -215,6 +215,24 @@ class EngineClient:
         params = [("filters", filters_param(filters))] if filters else []
         return self.post_json("/images/prune", params)
 
+    # --- volumes -------------------------------------------------------------------------
+    def volume_create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.post_json("/volumes/create", None, body)
+
+    def volumes(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        params = [("filters", filters_param(filters))] if filters else None
+        return self.get_json("/volumes", params).get("Volumes") or []
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        return self.get_json(f"/volumes/{quote(name)}")
+
+    def volume_remove(self, name: str, force: bool = False) -> None:
+        self.request("DELETE", f"/volumes/{quote(name)}", [("force", "1")] if force else None).read()
+
+    def volume_prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        params = [("filters", filters_param(filters))] if filters else []
+        return self.post_json("/volumes/prune", params)
+
     def image_save(self, names: list[str]) -> Response:
         return self.request("GET", "/images/get", [("names", n) for n in names])
 

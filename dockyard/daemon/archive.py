@@ -278,13 +278,12 @@ def main(argv: list[str] | None = None) -> None:
 # --- the daemon's side ------------------------------------------------------------------------------
 
 
-def stopped_binds(host_config: dict, engine_files: dict[str, str]) -> list[list]:
-    """What a stopped container's cp sees mounted (dockerd's mountVolumes): its binds, and the engine's
-    files (`destination: host path`) where no bind of the user's is."""
-    from .mounts import mount_points
+def stopped_binds(host_config: dict, engine_files: dict[str, str], volumes=()) -> list[list]:
+    """What a stopped container's cp sees mounted (dockerd's mountVolumes): its binds and volumes, and the
+    engine's files (`destination: host path`) where no mount of the user's is."""
+    from .mounts import bind_like
 
-    binds = [[p.source, p.destination, p.read_only] for p in mount_points(host_config, check_sources=False)
-             if p.kind == "bind"]
+    binds = [[p.source, p.destination, p.read_only] for p in bind_like(host_config, volumes)]
     taken = {b[1] for b in binds}
     return binds + [[source, dest, False] for dest, source in engine_files.items() if dest not in taken]
 

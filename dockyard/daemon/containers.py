@@ -184,7 +184,7 @@ class AttachSession:
 
 class ContainerService:
     def __init__(self, data_root: str, exec_root: str, images, emit: Callable[..., Any],
-                 default_runtime: str = containerconfig.DEFAULT_RUNTIME):
+                 default_runtime: str = containerconfig.DEFAULT_RUNTIME, volumes=None):
         self.root = os.path.join(data_root, "containers")
         self.bundles = os.path.join(exec_root, "containers")
         self.exec_root = exec_root
@@ -203,6 +203,14 @@ class ContainerService:
             if rec is not None:
                 self._loaded.append(rec)
         images.container_running = self._holder_running
+        self.volumes = volumes
+        if volumes is not None:
+            volumes.recorded = self._volume_users
+
+    def _volume_users(self, name: str) -> list[str]:
+        """Containers whose records name volume `name` (called from worker threads too)."""
+        recs = [c.rec for c in list(self._ctrs.values())] or list(self._loaded)
+        return [rec["Id"] for rec in recs if any(v["Name"] == name for v in rec["Engine"].get("Volumes") or ())]
 
     # --- records ----------------------------------------------------------------------------
     def _dir(self, cid: str) -> str:
@@ -294,6 +302,10 @@ class ContainerService:
         known = await self.monitor.connect(spawn=bool(was_running))
         if known is None:
             await self._reconcile([])
+        if self.volumes is not None:
+            for ctr in list(self._ctrs.values()):
+                if ctr.running and ctr.engine.get("Volumes"):
+                    await self._run_blocking(self.volumes.adopt, ctr.id, ctr.engine["Volumes"])
         for ctr in list(self._ctrs.values()):
             if ctr.running or ctr.removing:
                 continue
@@ -476,13 +488,24 @@ class ContainerService:
         }
         if host_config["LogConfig"]["Type"] == "none":
             rec["LogPath"] = ""
+        made: list[str] = []
         try:
+            plan = mounts.volume_plan(config, host_config)
+            if plan:
+                if self.volumes is None:
+                    raise InvalidArgument("volumes are not available in this engine")
+                entries, made = await self._run_blocking(self.volumes.claim, cid, plan)
+                rec["Engine"]["Volumes"] = entries
             await self._run_blocking(self._create_on_disk, rec)
         except BaseException:
             self._names.pop(short, None)
+            if self.volumes is not None:
+                await self._run_blocking(self.volumes.release_claim, cid, made)
             raise
         ctr = Ctr(rec)
         self._ctrs[cid] = ctr
+        if self.volumes is not None:
+            self.volumes.release_claim(cid)
         self.emit(ctr, "create")
         return cid, []
 
@@ -595,15 +618,39 @@ class ContainerService:
             if ctr.rec["Config"].get("WorkingDir"):
                 make_working_dir(rootfs, ctr.rec["Config"]["WorkingDir"])  # again, as dockerd: it may be gone
             mounts.make_bind_sources(ctr.rec["HostConfig"])
+            self._lend_volumes(ctr, rootfs)
             self._write_engine_files(ctr)
             paths = ocispec.Paths(rootfs, ctr.rec["HostsPath"], ctr.rec["HostnamePath"], ctr.rec["ResolvConfPath"])
-            spec = ocispec.build(ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], paths, CGROUP_PARENT)
+            spec = ocispec.build(ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], paths, CGROUP_PARENT,
+                                 ctr.engine.get("Volumes"))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._dir(ctr.id), "exit.json"))
             write_json_atomic(os.path.join(bundle, "config.json"), spec)
         except BaseException:
             self._unmount(ctr.id)
+            self._return_volumes(ctr, announce=False)
             raise
+
+    def _lend_volumes(self, ctr: Ctr, rootfs: str) -> None:
+        """Mount the container's volumes where they need it, and fill empty ones from the image (dockerd's
+        copy-up: the image's directory at the destination, symlinks resolved inside the root)."""
+        from ..runtime.rootfs import secure_join
+
+        entries = ctr.engine.get("Volumes") or []
+        if not entries:
+            return
+        self.volumes.mount(ctr.id, entries)
+        for entry in entries:
+            if entry.get("NoCopy"):
+                continue
+            source = secure_join(rootfs, entry["Destination"])
+            if os.path.isdir(source) and not os.path.islink(source) and os.listdir(source):
+                self.volumes.fill_if_empty(entry, source)
+
+    def _return_volumes(self, ctr: Ctr, announce: bool = True) -> None:
+        entries = ctr.engine.get("Volumes") or []
+        if entries and self.volumes is not None:
+            self.volumes.unmount(ctr.id, entries, announce)
 
     def _write_engine_files(self, ctr: Ctr) -> None:
         hostname = ctr.rec["Config"].get("Hostname") or ctr.id[:12]
@@ -629,9 +676,10 @@ class ContainerService:
         state["ExitCode"] = failure_exit_code(message)
         state["Status"] = "created" if state["StartedAt"] == ZERO_TIME else "exited"
         await self._run_blocking(self._unmount, ctr.id)
+        await self._run_blocking(self._return_volumes, ctr)
         self._save(ctr)
         if ctr.rec["HostConfig"].get("AutoRemove"):
-            asyncio.ensure_future(self.remove(ctr.id, force=True, internal=True))
+            asyncio.ensure_future(self.remove(ctr.id, force=True, volumes=True, internal=True))
 
     # --- exits -------------------------------------------------------------------------------------
     def _exited(self, ctr: Ctr, code: int, finished_at: str, generation: int, error: str = "",
@@ -670,11 +718,13 @@ class ContainerService:
         async with ctr.lock:
             if not ctr.running and not ctr.mount_holds:
                 await self._run_blocking(self._unmount, ctr.id)
+            if not ctr.running:
+                await self._run_blocking(self._return_volumes, ctr)
         await self._ack(ctr.id, generation)
         if ctr.removing or ctr.id not in self._ctrs:
             return
         if ctr.rec["HostConfig"].get("AutoRemove"):
-            await self.remove(ctr.id, force=True, internal=True)
+            await self.remove(ctr.id, force=True, volumes=True, internal=True)
             return
         if again:
             loop = asyncio.get_running_loop()
@@ -831,6 +881,11 @@ class ContainerService:
             await self.monitor.request("ack", id=ctr.id, generation=ctr.engine.get("Generation", 0)) \
                 if self.monitor.connected else None
         self.emit(ctr, "destroy")
+        if volumes and self.volumes is not None:
+            for entry in ctr.engine.get("Volumes") or ():
+                if entry.get("Anonymous"):
+                    with contextlib.suppress(EngineError):  # another container may use it too
+                        await self._run_blocking(self.volumes.remove, entry["Name"])
         if not ctr.removed.done():
             ctr.removed.set_result(ctr.state["ExitCode"])
 
@@ -1190,7 +1245,7 @@ class ContainerService:
                              "/etc/resolv.conf": ctr.rec["ResolvConfPath"]}
                     files = {dest: path for dest, path in files.items() if os.path.exists(path)}
                     env = dict(os.environ, DOCKYARD_ARCHIVE_BINDS=jsonio.dumps(
-                        stopped_binds(ctr.rec["HostConfig"], files)))
+                        stopped_binds(ctr.rec["HostConfig"], files, ctr.engine.get("Volumes"))))
             proc = await asyncio.create_subprocess_exec(
                 *helper_argv(command, enter, *args), stdin=asyncio.subprocess.PIPE if stdin else
                 asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -1237,7 +1292,7 @@ class ContainerService:
     async def archive_put(self, ref: str, path: str, chunks: AsyncIterator[bytes],
                           no_overwrite_dir_non_dir: bool = False) -> None:
         ctr = self.get(ref)
-        refusal = mounts.write_refusal(ctr.rec["HostConfig"], path)  # said once the path is found, as dockerd
+        refusal = mounts.write_refusal(ctr.rec["HostConfig"], path, ctr.engine.get("Volumes"))  # said once the path is found, as dockerd
         proc, release = await self._helper(ctr, "put", path, "1" if no_overwrite_dir_non_dir else "0", refusal,
                                            stdin=True)
         try:

@@ -31,9 +31,11 @@ class Daemon:
         self.images = ImageService(config.data_root, emit=self.events.emit)
         from dockyard.daemon.containers import ContainerService
         from dockyard.daemon.exec import ExecService
+        from dockyard.daemon.volumes import VolumeService
 
+        self.volumes = VolumeService(config.data_root, self.events.emit)
         self.containers = ContainerService(config.data_root, config.exec_root, self.images, self.events.emit,
-                                           default_runtime=config.default_runtime)
+                                           default_runtime=config.default_runtime, volumes=self.volumes)
         self.execs = ExecService(self.containers)
 
     async def start(self) -> None:

@@ -1,14 +1,19 @@
 """A container's own mounts, read from its HostConfig as dockerd reads them.
 
-    Binds   `-v /src:/dst[:opts]`        bind mounts of host paths (named volumes come later)
-    Mounts  `--mount type=…,…`           bind and tmpfs mounts (type volume: later)
-    Tmpfs   `--tmpfs /dst[:opts]`         tmpfs mounts
+    Binds          `-v /src:/dst[:opts]`, `-v name:/dst[:opts]`   bind mounts of host paths, volumes
+    Mounts         `--mount type=bind|volume|tmpfs,…`
+    Tmpfs          `--tmpfs /dst[:opts]`                         tmpfs mounts
+    Config.Volumes `-v /dst`, an image's VOLUME                  anonymous volumes where nothing else is mounted
 
 A *mount point* is one of them, checked and normalized (`MountPoint`).
 `check()` makes every refusal dockerd makes at create, in its words;
-`spec_mounts()` gives the OCI mounts at start; `inspect()` gives the
-`Mounts` documents of inspect and list (dockerd lists Binds and Mounts there,
-not Tmpfs).
+`volume_plan()` lists the volumes a new container needs (a name, or "" for
+an anonymous one). Once the container service has resolved them, its record
+holds each as a *volume entry* (`{"Name", "Source", "Destination", "RW",
+"Mode", "Anonymous", "NoCopy"}`), and the functions below take those entries
+beside HostConfig: `spec_mounts()` gives the OCI mounts at start;
+`inspect()` gives the `Mounts` documents of inspect and list (dockerd lists
+Binds, Mounts and volumes there, not Tmpfs).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ..errors import InvalidArgument, NotSupported
+from ..errors import InvalidArgument
+from ..volumes.local import check_name
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 DEFAULT_PROPAGATION = "rprivate"
@@ -38,12 +44,17 @@ _TMPFS_DATA_KEYS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpo
 
 
 class MountPoint:
-    """One user mount: `kind` bind or tmpfs; `data` is a tmpfs's options (comma-separated)."""
+    """One user mount: `kind` bind, volume or tmpfs; `data` is a tmpfs's options (comma-separated).
 
-    __slots__ = ("kind", "source", "destination", "read_only", "propagation", "mode", "recursive", "data")
+    A volume's `name` is "" for an anonymous one until the container service names it; `source` is
+    then its mountpoint; `options` and `labels` are what a new volume gets from `--mount`."""
+
+    __slots__ = ("kind", "source", "destination", "read_only", "propagation", "mode", "recursive", "data",
+                 "name", "no_copy", "options", "labels")
 
     def __init__(self, kind: str, source: str, destination: str, read_only: bool, propagation: str = "",
-                 mode: str = "", recursive: bool = True, data: str = ""):
+                 mode: str = "", recursive: bool = True, data: str = "", name: str = "", no_copy: bool = False,
+                 options: dict | None = None, labels: dict | None = None):
         self.kind = kind
         self.source = source
         self.destination = destination
@@ -52,6 +63,10 @@ class MountPoint:
         self.mode = mode
         self.recursive = recursive
         self.data = data
+        self.name = name
+        self.no_copy = no_copy
+        self.options = options
+        self.labels = labels
 
     def spec(self) -> dict:
         if self.kind == "tmpfs":
@@ -64,6 +79,9 @@ class MountPoint:
         return {"destination": self.destination, "type": "bind", "source": self.source, "options": options}
 
     def inspect(self) -> dict:
+        if self.kind == "volume":
+            return {"Type": "volume", "Name": self.name, "Source": self.source, "Destination": self.destination,
+                    "Driver": "local", "Mode": self.mode, "RW": not self.read_only, "Propagation": ""}
         return {"Type": self.kind, "Source": self.source, "Destination": self.destination, "Mode": self.mode,
                 "RW": not self.read_only,
                 "Propagation": (self.propagation or DEFAULT_PROPAGATION) if self.kind == "bind" else ""}
@@ -78,16 +96,22 @@ def _clean(path: str) -> str:
 
 def _from_bind(bind: str) -> MountPoint:
     parts = bind.split(":")
+    if len(parts) == 1 and bind.startswith("/") and _clean(bind) != "/":
+        return MountPoint("volume", "", _clean(bind), False)  # anonymous, as Config.Volumes
     if len(parts) < 2 or len(parts) > 3:
         raise InvalidArgument(f"invalid volume specification: '{bind}'")
     source, dest = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else ""
     flags = mode.split(",") if mode else []
-    if not source.startswith("/"):
-        raise NotSupported(f"named volumes are not supported yet: '{bind}'",
-                           hint="bind a host directory instead: -v /host/path:/container/path")
     if not dest.startswith("/"):
         raise InvalidArgument(f"invalid mount config: the destination of '{bind}' must be an absolute path")
+    if not source.startswith("/"):
+        check_name(source)
+        if _clean(dest) == "/":
+            raise InvalidArgument("invalid specification: destination can't be '/'")
+        no_copy = "nocopy" in flags
+        return MountPoint("volume", "", _clean(dest), "ro" in flags, mode=mode or "z", name=source,
+                          no_copy=no_copy)
     propagation = next((f for f in flags if f in PROPAGATIONS), "")
     return MountPoint("bind", source, _clean(dest), "ro" in flags, propagation, mode)
 
@@ -118,9 +142,17 @@ def _from_mount(spec: dict, check_source: bool) -> MountPoint:
         raise bad("invalid specification: destination can't be '/'")
     read_only = bool(spec.get("ReadOnly"))
     if kind == "volume":
-        raise NotSupported("volumes are not supported yet: --mount type=volume needs the volume store, "
-                           "which comes with the volumes issue",
-                           hint="bind a host directory instead: --mount type=bind,source=/host/path,target=/path")
+        must_not("BindOptions", "TmpfsOptions")
+        if source:
+            check_name(source)
+        options = spec.get("VolumeOptions") or {}
+        driver = (options.get("DriverConfig") or {})
+        if (driver.get("Name") or "local") != "local":
+            raise InvalidArgument(f'create {source}: error looking up volume plugin {driver["Name"]}: '
+                                  f'plugin "{driver["Name"]}" not found')
+        return MountPoint("volume", "", _clean(target), read_only, mode="z", name=source,
+                          no_copy=bool(options.get("NoCopy")), options=driver.get("Options") or None,
+                          labels=options.get("Labels") or None)
     if kind == "tmpfs":
         if source:
             raise bad("field Source must not be specified")
@@ -212,26 +244,62 @@ def check(host_config: dict) -> None:
     mount_points(host_config)
 
 
-def inspect(host_config: dict) -> list[dict]:
-    """inspect's and list's `Mounts`: Binds and Mounts (dockerd leaves Tmpfs out)."""
-    points = mount_points(host_config, check_sources=False)
-    tmpfs = host_config.get("Tmpfs") or {}
-    return [p.inspect() for p in points[:len(points) - len(tmpfs)]]
+def volume_plan(config: dict, host_config: dict) -> list[MountPoint]:
+    """The volumes a new container needs: those of Binds and Mounts, then an anonymous one for each
+    Config.Volumes path (the image's included) where nothing else is mounted."""
+    points = mount_points(host_config)
+    taken = {p.destination for p in points}
+    plan = [p for p in points if p.kind == "volume"]
+    for dest in sorted(config.get("Volumes") or {}):
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise InvalidArgument(f"invalid mount config: volume path '{dest}' must be absolute")
+        if _clean(dest) == "/":
+            raise InvalidArgument("invalid specification: destination can't be '/'")
+        if _clean(dest) not in taken:
+            taken.add(_clean(dest))
+            plan.append(MountPoint("volume", "", _clean(dest), False))
+    return plan
 
 
-def spec_mounts(host_config: dict) -> list[dict]:
-    """The OCI mounts of the user's mount points, in HostConfig order (the caller sorts)."""
-    return [p.spec() for p in mount_points(host_config)]
+def volume_entry(point: MountPoint, name: str, source: str, anonymous: bool) -> dict:
+    """What a container's record keeps of one of its volumes."""
+    return {"Name": name, "Source": source, "Destination": point.destination, "RW": not point.read_only,
+            "Mode": point.mode, "Anonymous": anonymous, "NoCopy": point.no_copy}
 
 
-def write_refusal(host_config: dict, path: str) -> str:
+def _resolved(host_config: dict, volumes, check_sources: bool, with_tmpfs_flag: bool = True) -> list[MountPoint]:
+    points = [p for p in mount_points(host_config, check_sources) if p.kind != "volume"]
+    if not with_tmpfs_flag:  # mount_points puts those of Tmpfs last
+        points = points[:len(points) - len(host_config.get("Tmpfs") or {})]
+    for v in volumes or ():
+        points.append(MountPoint("volume", v["Source"], v["Destination"], not v["RW"], mode=v.get("Mode", ""),
+                                 name=v["Name"], no_copy=bool(v.get("NoCopy"))))
+    return points
+
+
+def inspect(host_config: dict, volumes=()) -> list[dict]:
+    """inspect's and list's `Mounts`: Binds, Mounts and volumes (dockerd leaves Tmpfs out)."""
+    return [p.inspect() for p in _resolved(host_config, volumes, False, with_tmpfs_flag=False)]
+
+
+def spec_mounts(host_config: dict, volumes=()) -> list[dict]:
+    """The OCI mounts of the user's mount points and volumes (the caller sorts)."""
+    return [p.spec() for p in _resolved(host_config, volumes, True)]
+
+
+def bind_like(host_config: dict, volumes=()) -> list[MountPoint]:
+    """Binds and volumes: what a stopped container's cp sees, and what may refuse its writes."""
+    return [p for p in _resolved(host_config, volumes, False) if p.kind in ("bind", "volume")]
+
+
+def write_refusal(host_config: dict, path: str, volumes=()) -> str:
     """Why `docker cp` may not write at container path `path`, in dockerd's words, or "": a read-only bind
     holds it (the deepest bind containing the path decides), or else the root is read-only."""
     target = _clean("/" + path)
     holder = None
-    for point in mount_points(host_config, check_sources=False):
+    for point in bind_like(host_config, volumes):
         inside = target == point.destination or target.startswith(point.destination.rstrip("/") + "/")
-        if point.kind == "bind" and inside and (holder is None or depth(point.destination) > depth(holder.destination)):
+        if inside and (holder is None or depth(point.destination) > depth(holder.destination)):
             holder = point
     if holder is not None:
         return "mounted volume is marked read-only" if holder.read_only else ""
@@ -241,7 +309,10 @@ def write_refusal(host_config: dict, path: str) -> str:
 def make_bind_sources(host_config: dict) -> None:
     """dockerd makes a missing Binds source on the host at start (0755, as root); --mount's must exist."""
     for bind in host_config.get("Binds") or []:
-        source = _from_bind(bind).source
+        point = _from_bind(bind)
+        if point.kind != "bind":
+            continue
+        source = point.source
         if not os.path.exists(source):
             os.makedirs(source, 0o755, exist_ok=True)
 

@@ -347,8 +347,10 @@ def replace_or_append(env: list[str], overrides) -> list[str]:
     return [e for e in env if e]
 
 
-def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent: str = "/dockyard") -> dict:
-    """The OCI spec for a container (see the module docstring for what Docker puts in it)."""
+def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent: str = "/dockyard",
+          volumes=()) -> dict:
+    """The OCI spec for a container (see the module docstring for what Docker puts in it);
+    `volumes` are the volume entries of its record (see mounts.py)."""
     privileged = bool(host_config.get("Privileged"))
     tty = bool(config.get("Tty"))
     entrypoint = list(config.get("Entrypoint") or [])
@@ -381,7 +383,7 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
     if no_new_privileges:
         process["noNewPrivileges"] = True
 
-    own = user_mounts.spec_mounts(host_config)
+    own = user_mounts.spec_mounts(host_config, volumes)
     user_dests = {m["destination"] for m in own}
     for dest, source in (("/etc/resolv.conf", paths.resolv_conf), ("/etc/hostname", paths.hostname),
                          ("/etc/hosts", paths.hosts)):

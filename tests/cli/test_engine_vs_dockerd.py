@@ -167,11 +167,89 @@ def test_a_missing_bind_source_of_v_is_made(target, tmp_path):
     assert source.is_dir()
 
 
-def test_volume_mounts_are_refused_until_volumes_exist(target):
-    if target.name != "dockyardd":
-        pytest.skip("dockerd has volumes")
-    got = target.docker(*RUN, "--mount", "type=volume,target=/data", "bb", "true")
-    assert got.returncode == 125 and b"volumes are not supported yet" in got.stderr
+def test_volumes_named_anonymous_and_copied_up(target):
+    """A named volume is made on demand and filled from the image's directory once (it stays as the
+    container left it); `-v /path` and `--mount` without a source make anonymous volumes, which `rm -v`
+    removes while named ones stay; inspect's Mounts say so in dockerd's shape."""
+    vol = unique("vol")
+    name = unique("vols")
+    try:
+        assert assert_same(target, *RUN, "-v", f"{vol}:/etc", "bb", "sh", "-c",
+                           "cat /etc/group >/dev/null && echo ok; echo x > /etc/mark") == (0, "ok\n", "")
+        assert assert_same(target, *RUN, "-v", f"{vol}:/data:ro", "bb", "cat", "/data/mark") == (0, "x\n", "")
+        got = assert_same(target, *RUN, "-v", f"{vol}:/data:ro", "bb", "sh", "-c", "echo y > /data/mark")
+        assert got[0] == 1 and "Read-only file system" in got[2]
+        created = target.docker("create", "--name", name, "-l", SESSION_LABEL, "--network", "none",
+                                "-v", f"{vol}:/n", "-v", "/anon", "--mount", "type=volume,dst=/m,volume-nocopy",
+                                "bb", "true")
+        assert created.returncode == 0, created.stderr
+        mounts = json.loads(target.docker("inspect", "-f", "{{json .Mounts}}", name).stdout)
+        by_dest = {m["Destination"]: m for m in mounts}
+        assert set(by_dest) == {"/n", "/anon", "/m"}
+        assert {k: v for k, v in by_dest["/n"].items() if k != "Source"} == {
+            "Type": "volume", "Name": vol, "Destination": "/n", "Driver": "local", "Mode": "z", "RW": True,
+            "Propagation": ""}
+        assert by_dest["/n"]["Source"].endswith(f"/volumes/{vol}/_data")
+        assert by_dest["/anon"]["Mode"] == "" and len(by_dest["/anon"]["Name"]) == 64
+        anonymous = [by_dest["/anon"]["Name"], by_dest["/m"]["Name"]]
+        busy = target.docker("volume", "rm", vol)
+        assert busy.returncode == 1
+        assert busy.stderr.decode().startswith(f"Error response from daemon: remove {vol}: volume is in use - [")
+        assert target.docker("rm", "-v", name).returncode == 0
+        left = target.docker("volume", "ls", "-q").stdout.decode().split()
+        assert vol in left and not set(anonymous) & set(left)
+    finally:
+        target.docker("rm", "-f", "-v", name)
+        target.docker("volume", "rm", "-f", vol)
+
+
+def test_volume_commands_and_their_errors(target):
+    vol = unique("vcmd")
+    try:
+        assert assert_same(target, "volume", "create", "--label", "k=v", vol) == (0, f"{vol}\n", "")
+        assert assert_same(target, "volume", "create", vol) == (0, f"{vol}\n", "")  # an existing one: no error
+        assert assert_same(target, "volume", "ls", "-f", f"name={vol}", "--format",
+                           "{{.Name}} {{.Driver}} {{.Labels}} {{.Scope}}") == (0, f"{vol} local k=v local\n", "")
+        assert assert_same(target, "volume", "inspect", "-f", "{{.Name}} {{.Labels}} {{.Options}}", vol) == (
+            0, f"{vol} map[k:v] map[]\n", "")
+        assert assert_same(target, "volume", "ls", "-q", "-f", "dangling=true", "-f", f"name={vol}") == (
+            0, f"{vol}\n", "")
+        for args, status, message in (
+                (("volume", "create", "bad/name"), 1, 'create bad/name: "bad/name" includes invalid characters '
+                 'for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass '
+                 "a host directory, use absolute path"),
+                (("volume", "create", "-d", "nodriver", "x1"), 1, "create x1: error looking up volume plugin "
+                 'nodriver: plugin "nodriver" not found'),
+                (("volume", "create", "-o", "bogus=1", "x2"), 1, 'create x2: invalid option: "bogus"'),
+                (("volume", "create", "-o", "type=tmpfs", "x3"), 1, 'create x3: missing required option: "device"'),
+                (("volume", "inspect", "nosuch-vol"), 1, "get nosuch-vol: no such volume"),
+                (("volume", "rm", "nosuch-vol"), 1, "get nosuch-vol: no such volume"),
+                (("volume", "ls", "-f", "bogus=1"), 1, "Invalid filter 'bogus'")):
+            got = assert_same(target, *args)
+            assert got[0] == status and got[2].endswith(f"Error response from daemon: {message}\n"), got
+        assert assert_same(target, "volume", "rm", "-f", "nosuch-vol") == (0, "nosuch-vol\n", "")
+        assert "x3" not in target.docker("volume", "ls", "-q").stdout.decode().split()
+    finally:
+        target.docker("volume", "rm", "-f", vol)
+
+
+def test_a_volume_with_options_is_mounted_while_used(target):
+    """`volume create -o type=tmpfs -o device=tmpfs -o o=size=1m`: a tmpfs of that size while a container
+    uses it, gone with its contents after; prune keeps such volumes."""
+    vol = unique("vtmp")
+    try:
+        made = target.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", vol)
+        assert made.returncode == 0, made.stderr
+        assert assert_same(target, *RUN, "-v", f"{vol}:/t", "bb", "sh", "-c",
+                           "df -k /t | tail -1 | awk '{print $1, $2}'; echo a > /t/a; ls /t") == (
+            0, "tmpfs 1024\na\n", "")
+        assert assert_same(target, *RUN, "-v", f"{vol}:/t", "bb", "ls", "/t") == (0, "", "")
+        mountpoint = target.docker("volume", "inspect", "-f", "{{.Mountpoint}}", vol).stdout.decode().strip()
+        assert mountpoint not in open("/proc/self/mountinfo").read()
+        target.docker("volume", "prune", "-f")
+        assert vol in target.docker("volume", "ls", "-q").stdout.decode().split()
+    finally:
+        target.docker("volume", "rm", "-f", vol)
 
 
 

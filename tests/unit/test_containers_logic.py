@@ -58,8 +58,11 @@ def test_refusals(body, message):
 def test_unsupported_options_say_so():
     with pytest.raises(NotSupported, match="network mode"):
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"NetworkMode": "container:abc"}}, {})
-    with pytest.raises(NotSupported, match="named volumes"):
-        containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"Binds": ["vol:/data"]}}, {})
+    with pytest.raises(InvalidArgument, match="includes invalid characters for a local volume name"):
+        containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"Binds": ["bad/vol:/data"]}}, {})
+    with pytest.raises(InvalidArgument, match="volume name is too short"):
+        containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"Mounts": [
+            {"Type": "volume", "Source": "v", "Target": "/data"}]}}, {})
     with pytest.raises(NotSupported, match="the syslog logging driver is not supported yet"):
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"LogConfig": {"Type": "syslog"}}}, {})
 

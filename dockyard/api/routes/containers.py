@@ -90,7 +90,7 @@ def inspect_json(ctr, service, size: bool = False) -> dict:
     out = {key: value for key, value in rec.items() if key not in _ENGINE_ONLY}
     out["ExecIDs"] = list(ctr.exec_ids) or None
     out["GraphDriver"] = {"Data": rec["Engine"].get("GraphDriver") or {}, "Name": rec.get("Driver", "")}
-    out["Mounts"] = mounts.inspect(rec["HostConfig"])
+    out["Mounts"] = mounts.inspect(rec["HostConfig"], rec["Engine"].get("Volumes"))
     out["NetworkSettings"] = network_settings(rec)
     if size:
         out["SizeRw"], out["SizeRootFs"] = service.sizes(ctr)
@@ -122,7 +122,7 @@ def summary_json(ctr, service, size: bool = False) -> dict:
         "Status": status_text(rec["State"]),
         "HostConfig": {"NetworkMode": rec["HostConfig"].get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": {_network_name(rec["HostConfig"]): _endpoint()}},
-        "Mounts": mounts.inspect(rec["HostConfig"]),
+        "Mounts": mounts.inspect(rec["HostConfig"], rec["Engine"].get("Volumes")),
     }
     if size:
         out["SizeRw"], out["SizeRootFs"] = service.sizes(ctr)

@@ -215,10 +215,12 @@ async def disk_usage(req: Request) -> Response:
         from dockyard.api.routes.containers import summary_json
 
         rows = await run_blocking(lambda: [summary_json(c, containers, size=True) for c in containers.all()])
+    volumes = getattr(req.services, "volumes", None)
+    volume_rows = await run_blocking(volumes.usage) if volumes is not None else []
     return json_response({
         **df_json(usage),
         "Containers": rows,
-        "Volumes": [],
+        "Volumes": volume_rows,
         "BuildCache": [],
         "BuilderSize": 0,
     })
