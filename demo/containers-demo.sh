@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Containers demo (part 3, run by engine-demo.sh while its daemon is up): a detached busybox web
-# server and a one-shot container through `dockyard`; ps, logs, exec, inspect; then clean up.
+# server and a one-shot container through `dockyard`; ps, logs, exec, inspect; a named volume that
+# outlives the containers writing and reading it; then clean up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . demo/lib.sh
@@ -10,6 +11,7 @@ dockyard() { step "dockyard $*"; "$DOCKYARD" "$@"; }
 www=$(mktemp -d)
 cleanup() {
     "$DOCKYARD" rm -f demo-web >/dev/null 2>&1 || true
+    "$DOCKYARD" volume rm -f demo-data >/dev/null 2>&1 || true
     rm -rf "$www"
 }
 trap cleanup EXIT
@@ -27,3 +29,8 @@ dockyard exec demo-web cat /sys/fs/cgroup/pids/pids.max
 dockyard stop -t 1 demo-web
 dockyard ps -a --filter name=demo-web
 dockyard rm demo-web
+dockyard volume create demo-data
+dockyard run --rm -v demo-data:/data busybox sh -c 'echo "written by $(hostname)" > /data/note'
+dockyard run --rm -v demo-data:/data:ro busybox cat /data/note
+dockyard volume ls
+dockyard volume rm demo-data

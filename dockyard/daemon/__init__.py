@@ -1,7 +1,7 @@
 """The engine's services and the process that runs them (`dockyardd`).
 
 service   an object owning one kind of engine state (images, containers,
-          exec, events, system facts; volumes and networks come later).
+          exec, volumes, events, system facts; networks come later).
           Services never speak HTTP; most are plain Python whose blocking
           methods run in the API's worker pool. The container and exec
           services live on the event loop (waits, attaches and exits are
