@@ -1,0 +1,1 @@
+"""Remotes: the client side of OCI distribution registries (resolve, fetch, push, auth, credentials)."""
