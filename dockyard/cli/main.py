@@ -55,6 +55,10 @@ TOP_LEVEL = {
     "exec": ("container", "EXEC"),
     "cp": ("cp", "CP"),
     "stats": ("stats", "STATS"),
+    "pull": ("registry", "PULL"),
+    "push": ("registry", "PUSH"),
+    "login": ("registry", "LOGIN"),
+    "logout": ("registry", "LOGOUT"),
 }
 
 # management command -> (module, description, {subcommand: attribute or (module, attribute)})
@@ -69,6 +73,7 @@ GROUPS = {
     "image": ("image", "Manage images", {
         "history": "HISTORY", "import": "IMPORT", "inspect": "INSPECT", "load": "LOAD", "ls": "LS",
         "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM", "save": "SAVE", "tag": "TAG",
+        "pull": ("registry", "PULL"), "push": ("registry", "PUSH"),
     }),
     "system": ("system", "Manage Dockyard", {"df": "DF", "events": "EVENTS", "info": "INFO"}),
     "volume": ("volume", "Manage volumes", {

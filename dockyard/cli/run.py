@@ -748,18 +748,9 @@ def _pull(cli: Cli, image: str, platform: str, quiet: bool) -> None:
     """The docker CLI's pull inside run/create: progress to stderr; errors raised to the caller."""
     name, tag, _ = image_reference(image)
     err = cli.err
-    for message in cli.client().image_pull(name, tag, platform.lower()):
-        if message.get("error") or message.get("errorDetail"):
-            detail = message.get("errorDetail") or {}
-            raise PullFailed(detail.get("message") or message.get("error") or "unknown error")
-        if quiet:
-            continue
-        if message.get("status"):
-            prefix = f"{message['id']}: " if message.get("id") else ""
-            err.write(f"{prefix}{message['status']}\n")
-        elif "stream" in message:
-            err.write(message["stream"])
-        err.flush()
+    from dockyard.cli.registry import auth_header, print_progress
+
+    print_progress(err, cli.client().image_pull(name, tag, platform.lower(), auth=auth_header(name)), quiet)
 
 
 def create_container(cli: Cli, config: dict[str, Any], opts: dict[str, Any]) -> str:

@@ -260,16 +260,27 @@ class EngineClient:
         for line in response.iter_lines():
             yield loads(line)
 
-    def image_pull(self, name: str, tag: str = "", platform: str = "") -> Iterator[dict[str, Any]]:
+    def image_pull(self, name: str, tag: str = "", platform: str = "", auth: str = "e30=") -> Iterator[dict[str, Any]]:
         """`POST /images/create?fromImage=...`: the pull's JSON messages as they arrive."""
         params = [("fromImage", name)]
         if platform:
             params.append(("platform", platform))
         params.append(("tag", tag))
-        # The docker CLI always sends an (empty) auth header; engines read it for registry logins.
-        response = self.request("POST", "/images/create", params, b"", {"X-Registry-Auth": "e30="})
+        # The docker CLI always sends an auth header (`e30=`, "{}", without a stored login).
+        response = self.request("POST", "/images/create", params, b"", {"X-Registry-Auth": auth})
         for line in response.iter_lines():
             yield loads(line)
+
+    def image_push(self, name: str, tag: str = "", auth: str = "e30=") -> Iterator[dict[str, Any]]:
+        """`POST /images/{name}/push?tag=`: the push's JSON messages as they arrive."""
+        response = self.request("POST", f"/images/{quote(name, '/:@')}/push", [("tag", tag)], b"",
+                                {"X-Registry-Auth": auth})
+        for line in response.iter_lines():
+            yield loads(line)
+
+    def auth(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /auth`: the engine checks a login against the registry."""
+        return self.post_json("/auth", None, body)
 
     # --- containers ----------------------------------------------------------------------
     # Query parameters go out sorted by name, as the docker CLI (Go's url.Values) sends them.
