@@ -207,10 +207,17 @@ class ContainerService:
         if volumes is not None:
             volumes.recorded = self._volume_users
 
+    def _volumes_source(self, ref: str) -> dict:
+        """The record of a --volumes-from container; dockerd answers 400 (not 404: that would mean the image)."""
+        try:
+            return self.get(ref).rec
+        except NotFound as err:
+            raise InvalidArgument(err.message) from None
+
     def _volume_users(self, name: str) -> list[str]:
         """Containers whose records name volume `name` (called from worker threads too)."""
         recs = [c.rec for c in list(self._ctrs.values())] or list(self._loaded)
-        return [rec["Id"] for rec in recs if any(v["Name"] == name for v in rec["Engine"].get("Volumes") or ())]
+        return [rec["Id"] for rec in recs if any(v.get("Name") == name for v in rec["Engine"].get("Volumes") or ())]
 
     # --- records ----------------------------------------------------------------------------
     def _dir(self, cid: str) -> str:
@@ -490,12 +497,15 @@ class ContainerService:
             rec["LogPath"] = ""
         made: list[str] = []
         try:
-            plan = mounts.volume_plan(config, host_config)
+            inherited = mounts.inherit(host_config.get("VolumesFrom"), host_config, self._volumes_source)
+            plan = mounts.volume_plan(config, host_config, inherited)
+            entries = []
             if plan:
                 if self.volumes is None:
                     raise InvalidArgument("volumes are not available in this engine")
                 entries, made = await self._run_blocking(self.volumes.claim, cid, plan)
-                rec["Engine"]["Volumes"] = entries
+            if inherited or entries:
+                rec["Engine"]["Volumes"] = inherited + entries
             await self._run_blocking(self._create_on_disk, rec)
         except BaseException:
             self._names.pop(short, None)
@@ -641,7 +651,7 @@ class ContainerService:
             return
         self.volumes.mount(ctr.id, entries)
         for entry in entries:
-            if entry.get("NoCopy"):
+            if entry.get("NoCopy") or entry.get("Type") == "bind":
                 continue
             source = secure_join(rootfs, entry["Destination"])
             if os.path.isdir(source) and not os.path.islink(source) and os.listdir(source):

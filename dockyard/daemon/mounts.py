@@ -244,11 +244,11 @@ def check(host_config: dict) -> None:
     mount_points(host_config)
 
 
-def volume_plan(config: dict, host_config: dict) -> list[MountPoint]:
+def volume_plan(config: dict, host_config: dict, inherited: tuple[dict, ...] | list[dict] = ()) -> list[MountPoint]:
     """The volumes a new container needs: those of Binds and Mounts, then an anonymous one for each
-    Config.Volumes path (the image's included) where nothing else is mounted."""
+    Config.Volumes path (the image's included) where nothing else, inherited entries included, is mounted."""
     points = mount_points(host_config)
-    taken = {p.destination for p in points}
+    taken = {p.destination for p in points} | {e["Destination"] for e in inherited}
     plan = [p for p in points if p.kind == "volume"]
     for dest in sorted(config.get("Volumes") or {}):
         if not isinstance(dest, str) or not dest.startswith("/"):
@@ -259,6 +259,31 @@ def volume_plan(config: dict, host_config: dict) -> list[MountPoint]:
             taken.add(_clean(dest))
             plan.append(MountPoint("volume", "", _clean(dest), False))
     return plan
+
+
+def inherit(volumes_from: list[str] | None, host_config: dict, lookup) -> list[dict]:
+    """`--volumes-from CONTAINER[:ro|:rw]`: entries for the mounts of other containers, their volumes and
+    binds (`"Type": "bind"`), read-only or not as the source has them unless a mode says; the new
+    container's own Binds, Mounts and Tmpfs win at the same destination. `lookup(name)` gives a record."""
+    own = {p.destination for p in mount_points(host_config, check_sources=False)}
+    out: list[dict] = []
+    for item in volumes_from or ():
+        name, _, mode = str(item).partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise InvalidArgument(f"invalid mode: {mode}")
+        rec = lookup(name)
+        engine_entries = rec.get("Engine", {}).get("Volumes") or []
+        binds = [{"Type": "bind", "Source": p.source, "Destination": p.destination, "RW": not p.read_only,
+                  "Mode": p.mode, "Propagation": p.propagation}
+                 for p in mount_points(rec["HostConfig"], check_sources=False) if p.kind == "bind"]
+        for entry in [*engine_entries, *binds]:
+            if entry["Destination"] in own or any(e["Destination"] == entry["Destination"] for e in out):
+                continue
+            copy = dict(entry, RW=entry["RW"] if not mode else mode == "rw")
+            if copy.get("Type") != "bind":
+                copy["NoCopy"] = True  # already filled (or not) in the source container
+            out.append(copy)
+    return out
 
 
 def volume_entry(point: MountPoint, name: str, source: str, anonymous: bool) -> dict:
@@ -272,6 +297,10 @@ def _resolved(host_config: dict, volumes, check_sources: bool, with_tmpfs_flag: 
     if not with_tmpfs_flag:  # mount_points puts those of Tmpfs last
         points = points[:len(points) - len(host_config.get("Tmpfs") or {})]
     for v in volumes or ():
+        if v.get("Type") == "bind":  # inherited with --volumes-from
+            points.append(MountPoint("bind", v["Source"], v["Destination"], not v["RW"], v.get("Propagation", ""),
+                                     v.get("Mode", "")))
+            continue
         points.append(MountPoint("volume", v["Source"], v["Destination"], not v["RW"], mode=v.get("Mode", ""),
                                  name=v["Name"], no_copy=bool(v.get("NoCopy"))))
     return points

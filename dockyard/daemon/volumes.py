@@ -184,6 +184,7 @@ class VolumeService:
                 pass
     def mount(self, cid: str, entries: Iterable[dict]) -> None:
         """Before a container starts: mount what its volumes need (undone if one fails)."""
+        entries = [e for e in entries if e.get("Type") != "bind"]
         done: list[str] = []
         try:
             for entry in entries:
@@ -199,13 +200,13 @@ class VolumeService:
 
     def unmount(self, cid: str, entries: Iterable[dict], announce: bool = True) -> None:
         """After a container stopped."""
-        for entry in entries:
+        for entry in (e for e in entries if e.get("Type") != "bind"):
             if self.store.unmount(entry["Name"], cid) and announce:
                 self._event("unmount", entry["Name"], container=cid)
 
     def adopt(self, cid: str, entries: Iterable[dict]) -> None:
         """A container found running after a restart of the engine: count it as a user again."""
-        for entry in entries:
+        for entry in (e for e in entries if e.get("Type") != "bind"):
             volume = self.store.get(entry["Name"])
             if volume is not None:
                 self.store.mount(volume, cid)

@@ -185,3 +185,32 @@ def test_a_bind_volume_never_takes_the_host_files_with_it(engine, busybox_image,
     assert (host / "new").read_text() == "new\n"
     client.volume_remove("bindvol")
     assert (host / "precious").read_text() == "keep me"
+
+
+def test_volumes_from_shares_volumes_and_binds(engine, busybox_image, tmp_path):
+    """docker's backup recipe: a container with --volumes-from sees the other's volumes (and binds) at the
+    same places, read-only when asked; rm -v of either keeps what the other still uses."""
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    got = _cli(engine, "create", "--name", "datactr", "-v", "/dbdata", "-v", f"{shared}:/shared",
+               "busybox", "true")
+    assert got.returncode == 0, got.stderr
+    try:
+        got = _cli(engine, "run", "--rm", "--network", "none", "--volumes-from", "datactr", "busybox", "sh", "-c",
+                   "echo rows > /dbdata/table; echo s > /shared/s")
+        assert got.returncode == 0, got.stderr
+        got = _cli(engine, "run", "--rm", "--network", "none", "--volumes-from", "datactr:ro", "-v",
+                   f"{backup}:/backup", "busybox", "sh", "-c",
+                   "tar -cf /backup/b.tar -C / dbdata; touch /dbdata/no 2>&1; echo $?")
+        assert got.returncode == 0 and got.stdout.endswith("Read-only file system\n1\n"), got
+        assert (backup / "b.tar").stat().st_size > 0 and (shared / "s").read_text() == "s\n"
+        anonymous = next(m["Name"] for m in engine.client().container_inspect("datactr")["Mounts"]
+                         if m["Destination"] == "/dbdata")
+        assert anonymous in {v["Name"] for v in engine.client().volumes()}  # run --rm kept the other's
+        missing = _cli(engine, "run", "--rm", "--volumes-from", "nosuchctr", "busybox", "true")
+        assert missing.returncode == 125 and "No such container: nosuchctr" in missing.stderr
+    finally:
+        _cli(engine, "rm", "-v", "datactr")
+    assert anonymous not in {v["Name"] for v in engine.client().volumes()}
