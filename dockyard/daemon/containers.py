@@ -1251,6 +1251,7 @@ class ContainerService:
             else:
                 enter = f"root:{self._rootfs(ctr.id)}"
                 if command != "export":  # cp of a stopped container sees its binds, as dockerd's does
+                    release = await self._hold_volumes(ctr, release)
                     files = {"/etc/hosts": ctr.rec["HostsPath"], "/etc/hostname": ctr.rec["HostnamePath"],
                              "/etc/resolv.conf": ctr.rec["ResolvConfPath"]}
                     files = {dest: path for dest, path in files.items() if os.path.exists(path)}
@@ -1264,6 +1265,23 @@ class ContainerService:
             await release()
             raise
         return proc, release
+
+    async def _hold_volumes(self, ctr: Ctr, release: Callable[[], Any]) -> Callable[[], Any]:
+        """A stopped container's volumes with options mounted for one cp helper; returns the release of
+        both the volumes and `release`."""
+        entries = ctr.engine.get("Volumes") or []
+        if not entries or self.volumes is None:
+            return release
+        user = f"{ctr.id}/cp-{os.urandom(4).hex()}"
+        await self._run_blocking(self.volumes.mount, user, entries, False)
+
+        async def release_both() -> None:
+            try:
+                await self._run_blocking(self.volumes.unmount, user, entries, False)
+            finally:
+                await release()
+
+        return release_both
 
     async def _helper_line(self, proc, release, ctr: Ctr, path: str) -> dict:
         line = await proc.stdout.readline()

@@ -182,8 +182,9 @@ class VolumeService:
                 self.remove(name)
             except (Conflict, NotFound):
                 pass
-    def mount(self, cid: str, entries: Iterable[dict]) -> None:
-        """Before a container starts: mount what its volumes need (undone if one fails)."""
+    def mount(self, cid: str, entries: Iterable[dict], announce: bool = True) -> None:
+        """Before a container starts (or a stopped one's cp): mount what its volumes need (undone if one
+        fails); `cid` is the user the mounts are counted for."""
         entries = [e for e in entries if e.get("Type") != "bind"]
         done: list[str] = []
         try:
@@ -194,7 +195,7 @@ class VolumeService:
             for name in done:
                 self.store.unmount(name, cid)
             raise
-        for entry in entries:
+        for entry in entries if announce else ():
             self._event("mount", entry["Name"], container=cid, destination=entry["Destination"],
                         propagation="", **{"read/write": "true" if entry["RW"] else "false"})
 

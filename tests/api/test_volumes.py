@@ -214,3 +214,21 @@ def test_volumes_from_shares_volumes_and_binds(engine, busybox_image, tmp_path):
     finally:
         _cli(engine, "rm", "-v", "datactr")
     assert anonymous not in {v["Name"] for v in engine.client().volumes()}
+
+
+def test_cp_of_a_stopped_container_sees_a_volume_with_options(engine, busybox_image, tmp_path):
+    host = tmp_path / "lent"
+    host.mkdir()
+    (host / "inside").write_text("from the host\n")
+    engine.client().volume_create({"Name": "cpvol", "DriverOpts": {"type": "none", "o": "bind", "device": str(host)}})
+    assert _cli(engine, "create", "--name", "cpctr", "-v", "cpvol:/v", "busybox", "true").returncode == 0
+    try:
+        got = _cli(engine, "cp", "cpctr:/v/inside", str(tmp_path / "out"))
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "out").read_text() == "from the host\n"
+        mountpoint = engine.data_root / "volumes" / "cpvol" / "_data"
+        assert str(mountpoint) not in open("/proc/self/mountinfo").read()  # lent for the copy only
+    finally:
+        _cli(engine, "rm", "cpctr")
+        engine.client().volume_remove("cpvol")
+    assert (host / "inside").exists()
