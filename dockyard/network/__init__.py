@@ -1,0 +1,1 @@
+"""Networks: a container's network namespace, bridges and veth pairs, addresses, published ports, names."""
