@@ -33,6 +33,10 @@ class Conflict(EngineError):
     """The request clashes with the current state: a name in use, a container not stopped."""
 
 
+class Forbidden(EngineError):
+    """Valid, but never allowed in this state: removing a built-in network, or one still in use."""
+
+
 class Unavailable(EngineError):
     """A resource the request needs is missing or not working (a daemon, a kernel feature)."""
 

@@ -14,6 +14,7 @@ from dockyard import errors
 # tree inherits its parent's status until it is given its own row here.
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
     errors.InvalidArgument: 400,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.NotSupported: 501,
