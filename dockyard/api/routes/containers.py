@@ -72,14 +72,39 @@ def _endpoint() -> dict:
             "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
 
 
+def _networks(rec: dict) -> dict:
+    stored = (rec.get("NetworkSettings") or {}).get("Networks")
+    return stored if stored is not None else {_network_name(rec["HostConfig"]): _endpoint()}
+
+
 def network_settings(rec: dict) -> dict:
+    """inspect's NetworkSettings: the endpoints the record keeps; the top-level address fields are those of
+    the default bridge network, as dockerd fills them."""
+    networks = _networks(rec)
+    bridge = networks.get("bridge") or {}
     return {
         "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {_network_name(rec["HostConfig"]): _endpoint()},
+        "LinkLocalIPv6PrefixLen": 0, "Ports": (rec.get("NetworkSettings") or {}).get("Ports") or {},
+        "SandboxKey": "", "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": bridge.get("EndpointID", ""),
+        "Gateway": bridge.get("Gateway", ""), "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.get("IPAddress", ""), "IPPrefixLen": bridge.get("IPPrefixLen", 0), "IPv6Gateway": "",
+        "MacAddress": bridge.get("MacAddress", ""), "Networks": networks,
     }
+
+
+def port_list(rec: dict) -> list[dict]:
+    """`ps`'s Ports: one entry per published binding, exposed ports without one as PrivatePort only."""
+    out = []
+    for key, bindings in ((rec.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+            continue
+        for b in bindings:
+            out.append({"IP": b.get("HostIp", ""), "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                        "Type": proto or "tcp"})
+    return out
 
 
 _ENGINE_ONLY = ("Engine",)
@@ -116,12 +141,12 @@ def summary_json(ctr, service, size: bool = False) -> dict:
         "ImageID": rec["Image"],
         "Command": command_line(rec["Path"], rec["Args"]),
         "Created": int(parse_time(rec["Created"])),
-        "Ports": [],
+        "Ports": port_list(rec),
         "Labels": cfg.get("Labels") or {},
         "State": rec["State"]["Status"],
         "Status": status_text(rec["State"]),
         "HostConfig": {"NetworkMode": rec["HostConfig"].get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {_network_name(rec["HostConfig"]): _endpoint()}},
+        "NetworkSettings": {"Networks": _networks(rec)},
         "Mounts": mounts.inspect(rec["HostConfig"], rec["Engine"].get("Volumes")),
     }
     if size:
