@@ -132,10 +132,16 @@ class RegistryApp:
     async def _manifest(self, req: Request, route: Route) -> Response:
         reference, by_digest = protocol.check_reference(route.ref)
         if req.method == "PUT":
+            # OCI 1.1: a push by digest may tag it too (`?tag=a&tag=b`), answered with OCI-Tag.
+            tags = tuple(dict.fromkeys(protocol.query_all(req.query, "tag"))) if by_digest else ()
+            for tag in tags:
+                if not protocol.is_tag(tag):
+                    raise RegistryError("TAG_INVALID", {"tag": tag[:200]})
             body = await req.read(MAX_MANIFEST)
             digest, pushed = await in_thread(self.storage.put_manifest, route.name, reference, by_digest, body,
-                                             req.header("content-type"))
+                                             req.header("content-type"), tags)
             headers = [("Location", f"/v2/{route.name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
+            headers += [("OCI-Tag", tag) for tag in tags]
             if pushed.subject:
                 headers.append(("OCI-Subject", pushed.subject))
             return Response(201, headers)

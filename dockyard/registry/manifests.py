@@ -99,10 +99,12 @@ def parse_pushed(body: bytes, content_type: str | None) -> PushedManifest:
     if media_type in (DOCKER_MANIFEST, DOCKER_MANIFEST_LIST) and declared != media_type:
         raise _invalid(f"a Docker schema 2 manifest must declare its mediaType {media_type!r}")
 
-    annotations = obj.get("annotations") or {}
+    annotations = obj.get("annotations")
+    annotations = {} if annotations is None else annotations
     if not isinstance(annotations, dict):
         raise _invalid("annotations must be an object")
-    artifact_type = obj.get("artifactType") or ""
+    artifact_type = obj.get("artifactType")
+    artifact_type = "" if artifact_type is None else artifact_type
     if not isinstance(artifact_type, str):
         raise _invalid("artifactType must be a string")
     subject = None

@@ -125,6 +125,11 @@ def query_params(query: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
 
 
+def query_all(query: str, key: str) -> list[str]:
+    """Every value of one query parameter, in order (`?tag=a&tag=b`)."""
+    return parse_qs(query, keep_blank_values=True).get(key, [])
+
+
 def page(params: dict[str, str]) -> tuple[int | None, str]:
     """`n` and `last` of a listing: (limit or None for all, last)."""
     last = params.get("last", "")

@@ -394,8 +394,11 @@ class RegistryStorage:
     # --- manifests and tags ----------------------------------------------------------------
 
     def put_manifest(self, repo: str, reference: str, is_digest: bool, body: bytes,
-                     content_type: str | None) -> tuple[str, PushedManifest]:
-        """Store a manifest and tag it; MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN or DIGEST_INVALID if it may not be."""
+                     content_type: str | None, tags: tuple[str, ...] = ()) -> tuple[str, PushedManifest]:
+        """Store a manifest and tag it (`reference` when a tag, and `tags`).
+
+        MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN or DIGEST_INVALID if it may not be.
+        """
         digest = digest_of(body)
         if is_digest and digest != reference:
             raise RegistryError("DIGEST_INVALID", {"expected": reference, "received": digest})
@@ -415,9 +418,9 @@ class RegistryStorage:
                 "annotations) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (repo, digest, pushed.media_type, len(body), pushed.subject, pushed.artifact_type,
                  jsonio.dumps(pushed.annotations)))
-            if not is_digest:
+            for tag in tags + (() if is_digest else (reference,)):
                 conn.execute("INSERT OR REPLACE INTO tags (repo, tag, digest) VALUES (?, ?, ?)",
-                             (repo, reference, digest))
+                             (repo, tag, digest))
         return digest, pushed
 
     def manifest(self, repo: str, reference: str, is_digest: bool) -> ManifestRecord:

@@ -132,7 +132,10 @@ class Registry:
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            joined: dict[str, str] = {}
+            for k, v in resp.getheaders():  # repeated headers joined, as HTTP allows
+                joined[k.lower()] = f"{joined[k.lower()]}, {v}" if k.lower() in joined else v
+            return resp.status, joined, data
         finally:
             conn.close()
 
@@ -467,8 +470,12 @@ def test_manifests_keep_their_type_and_digest(registry):
     # By digest: the digest is checked.
     status, _, body = registry.push_manifest(repo, sha(b"not it"), oci_bytes)
     assert status == 400 and error_code(body) == "DIGEST_INVALID"
-    status, _, _ = registry.push_manifest(repo, sha(oci_bytes), oci_bytes)
-    assert status == 201
+    # By digest, tagged on the way (OCI 1.1 tag parameters).
+    status, headers, _ = registry.push_manifest(repo, f"{sha(oci_bytes)}?tag=t1&tag=t2", oci_bytes)
+    assert status == 201 and headers["oci-tag"] == "t1, t2"
+    assert json.loads(registry.request("GET", f"/v2/{repo}/tags/list")[2])["tags"] == ["docker", "t1", "t2"]
+    status, _, body = registry.push_manifest(repo, f"{sha(oci_bytes)}?tag=-bad", oci_bytes)
+    assert status == 400 and error_code(body) == "TAG_INVALID"
 
     index = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
         {"mediaType": DOCKER_MANIFEST, "digest": sha(docker_bytes), "size": len(docker_bytes),
@@ -628,6 +635,31 @@ def test_htpasswd(htpasswd_registry, layout, skopeo):
     info = json.loads(run(skopeo, "inspect", "--tls-verify=false", "--creds", "alice:s3cret", dest).stdout)
     assert info["RepoTags"] == ["1"]
     assert reg.request("GET", "/v2/auth/bb/tags/list", auth=("alice", "s3cret"))[0] == 200
+
+
+def test_docker_login_push_pull_with_htpasswd(htpasswd_registry, peer_docker, tmp_path):  # noqa: F811
+    reg = htpasswd_registry
+    env = dict(peer_docker.env, DOCKER_CONFIG=str(tmp_path / "docker-config"))  # not the host's credentials
+
+    def docker(*args, stdin=None, check=True):
+        proc = subprocess.run(["docker", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode:
+            raise AssertionError(f"docker {' '.join(args)} failed:\n{proc.stderr}")
+        return proc
+
+    ref = f"{reg.addr}/auth/bb:docker"
+    docker("tag", "bb:latest", ref)
+    try:
+        proc = docker("push", ref, check=False)
+        assert proc.returncode != 0 and "no basic auth credentials" in proc.stderr
+        proc = docker("login", "-u", "alice", "--password-stdin", reg.addr, stdin="wrong\n", check=False)
+        assert proc.returncode != 0 and ("401" in proc.stderr or "unauthorized" in proc.stderr.lower())
+        docker("login", "-u", "alice", "--password-stdin", reg.addr, stdin="s3cret\n")
+        docker("push", ref)
+        docker("rmi", ref)
+        docker("pull", ref)
+    finally:
+        docker("rmi", "-f", ref, check=False)
 
 
 def test_tls(tmp_path, layout, skopeo):
