@@ -37,6 +37,8 @@ access_log = logging.getLogger("dockyard.registry.access")
 READ_SIZE = 256 << 10
 DRAIN_LIMIT = 1 << 20
 MAX_HEAD = 64 << 10
+IDLE_TIMEOUT = 120.0   # a keep-alive connection with no request (or a head that never ends) is closed
+BODY_TIMEOUT = 300.0   # a request body that stalls this long is given up
 
 
 def _reason(status: int) -> bytes:
@@ -111,7 +113,7 @@ class Request:
         """The request body, piece by piece as it arrives; ClientGone if it is cut short."""
         self.body_started = True
         while not self.body_done:
-            event = await self._conn.next_event(continue_ok=True)
+            event = await self._conn.next_event(continue_ok=True, timeout=BODY_TIMEOUT)
             if isinstance(event, h11.Data):
                 if event.data:
                     yield bytes(event.data)
@@ -226,7 +228,8 @@ class _Connection:
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
-    async def next_event(self, continue_ok: bool = False) -> Any:
+    async def next_event(self, continue_ok: bool = False, timeout: float = IDLE_TIMEOUT) -> Any:
+        """The next h11 event; a peer silent for `timeout` seconds counts as gone (ConnectionClosed)."""
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
@@ -235,7 +238,9 @@ class _Connection:
                 self._send(h11.InformationalResponse(status_code=100, headers=[]))
                 await self.writer.drain()
             try:
-                data = await self.reader.read(READ_SIZE)
+                data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                return h11.ConnectionClosed()
             except (ConnectionError, OSError, ssl.SSLError):
                 data = b""
             self.h11.receive_data(data)

@@ -705,6 +705,41 @@ def test_module_entry_point_and_help():
     assert proc.returncode == 2 and "serve" in proc.stderr
 
 
+def test_a_crash_mid_chunk_leaves_only_what_was_committed(tmp_path):
+    reg = Registry(str(tmp_path)).start()
+    try:
+        status, headers, _ = reg.request("POST", "/v2/crash/repo/blobs/uploads/")
+        location = headers["location"]
+        staged = os.path.join(reg.root, "uploads", location.rsplit("/", 1)[1])
+        committed = os.urandom(1000)
+        assert reg.request("PATCH", location, committed)[0] == 202
+        # A second chunk that the server is still receiving when it dies.
+        sock = socket.create_connection(("127.0.0.1", reg.port))
+        sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n".encode())
+        sock.sendall(b"z" * (3 << 20))
+        deadline = time.monotonic() + 10
+        while os.path.getsize(staged) <= len(committed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.path.getsize(staged) > len(committed), "the server wrote none of the chunk"
+        reg.proc.kill()
+        reg.proc.wait()
+        sock.close()
+    finally:
+        reg.stop()
+    reg = Registry(str(tmp_path)).start()
+    try:
+        status, headers, _ = reg.request("GET", location)
+        assert status == 204 and headers["range"] == "0-999"
+        rest = os.urandom(500)
+        assert reg.request("PATCH", location, rest, {"Content-Range": "1000-1499"})[0] == 202
+        digest = sha(committed + rest)
+        status, _, body = reg.request("PUT", f"{location}?digest={digest}")
+        assert status == 201, body
+        assert reg.request("GET", f"/v2/crash/repo/blobs/{digest}")[2] == committed + rest
+    finally:
+        assert reg.stop() == 0, reg.log()
+
+
 def test_state_survives_a_restart_and_the_root_is_locked(tmp_path):
     reg = Registry(str(tmp_path)).start()
     try:
