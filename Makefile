@@ -6,7 +6,7 @@ PYTHON    ?= python3
 VENV      := .venv
 PY        := $(VENV)/bin/python
 BIN       ?= /usr/local/bin
-SCRIPTS   := dockyard-runtime dockyard dockyardd
+SCRIPTS   := dockyard-runtime dockyard dockyardd dockyard-registry
 
 # Debian packages: what the engine needs at run time, and the peers the tests
 # compare against (runc, podman, dockerd, skopeo, umoci, a registry).
