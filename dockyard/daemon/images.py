@@ -8,8 +8,9 @@ the exact Docker Engine API shapes from those values, for the API routes.
 
 Events: every change calls `emit(type, action, actor_id, attributes)`, e.g.
 `emit("image", "tag", "sha256:…", {"name": "bb:latest"})`; actions are pull,
-tag, untag, delete, load, import, save.  A callable taking three positional
-parameters is called as `emit(action, actor_id, attributes)` instead.
+push, tag, untag, delete, load, import, save (pull and push name the reference,
+not the ID, as dockerd does).  A callable taking three positional parameters is
+called as `emit(action, actor_id, attributes)` instead.
 
 What it keeps under the data root (each tree drawn in full by the module that
 builds it):
@@ -35,7 +36,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..content import LocalContentStore, short_id
 from ..errors import Conflict, InvalidArgument, NotFound, Unavailable
@@ -64,6 +65,9 @@ from ..images.views import (  # noqa: F401  (re-exported for the daemon and test
     summary_json,
 )
 from ..snapshots import Kind, Mount, Snapshotter, chain_ids, open_snapshotter
+
+if TYPE_CHECKING:
+    from ..remotes import AuthConfig
 
 Emit = Callable[[str, str, str, dict], None]
 
@@ -561,18 +565,48 @@ class ImageService:
             self.store_staged(staging, images, action="load", prefetch=prefetch)
         return [image.id for image in images]
 
+    # -- registries (the bulk lives in daemon/pull.py and daemon/push.py) ----------------------
+
+    def pull(self, ref: str | Reference, auth: AuthConfig | None = None, platform: str | None = None,
+             progress: Callable[[dict], None] | None = None, all_tags: bool = False) -> list[str]:
+        """Pull `ref` from its registry (`progress` gets dockerd's JSON messages); the image IDs pulled."""
+        from ..remotes.platforms import parse_platform
+        from .pull import pull
+
+        ref = parse(ref) if isinstance(ref, str) else ref
+        if not all_tags:
+            ref = ref.with_default_tag()
+        return pull(self, ref, auth, parse_platform(platform) if platform else None, progress, all_tags)
+
+    def push(self, ref: str, tag: str | None = None, auth: AuthConfig | None = None,
+             progress: Callable[[dict], None] | None = None) -> list[tuple[str, str, int]]:
+        """Push `ref` (every tag of the repository when it names none and `tag` is empty)."""
+        from .push import push
+
+        return push(self, ref, tag, auth, progress)
+
+    def login(self, auth: AuthConfig) -> None:
+        """`POST /auth`: check the credentials against the registry they are for."""
+        from ..remotes import login
+
+        login(auth)
+
     def _layer_known(self, digest: str) -> bool:
         """Whether the layer stored as blob `digest` is unpacked already (by some image)."""
         return self.store.has_layer_blob(digest)
 
     def store_staged(self, staging: Staging, images: list[StagedImage], action: str = "load",
-                     messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None
-                     ) -> None:
+                     messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None,
+                     on_layer: Callable | None = None,
+                     event: Callable[[StagedImage], tuple[str, dict]] | None = None) -> None:
         """Unpack, then store the staged images and their names, atomically as seen from outside.
 
         The one way images enter the store (load, import, OCI layouts, commit,
-        later pull and build): blobs staged in `staging` are committed only
-        after every layer unpacked, and `emit(action, …)` follows each image.
+        pull, later build): blobs staged in `staging` are committed only
+        after every layer unpacked, and `emit(action, …)` follows each image
+        (its actor and attributes from `event(image)` when given, as a pull
+        names the reference).  `on_layer(source, fresh)` follows each layer's
+        unpacking; an image's `digest_names` become digest references.
         """
         claims = []
         for image in images:
@@ -589,7 +623,7 @@ class ImageService:
                 layer_sources = [LayerSource(desc, diff_id, staging.path(desc.digest), True)
                                  for desc, diff_id in zip(image.layers, image.config.diff_ids, strict=True)]
                 layers = unpack_layers(self.snapshotter, layer_sources, created, self.store.layer_sizes,
-                                       prefetch=prefetch)
+                                       on_layer=on_layer, prefetch=prefetch)
                 records.append(ImageRecord(
                     image.id, image.manifest_digest, image.manifest_type, image.config.created,
                     sum(layer.size for layer in layers), image.config.labels, tuple(layers)))
@@ -610,11 +644,17 @@ class ImageService:
                         old = self.store.set_ref(str(ref), image.id)
                         if old:
                             moved.append((old, ref.familiar()))
+                    for ref in image.digest_names:
+                        self.store.set_ref(str(ref), image.id, kind="digest")
                     if image.names:
                         self.store.set_last_tag_time(image.id, tag_time)
                     if messages_out is not None:
                         messages_out.append((image, moved))
-                    self.emit(action, image.id, name=image.names[0].familiar() if image.names else image.id)
+                    if event is not None:
+                        actor, attributes = event(image)
+                        self.emit(action, actor, **attributes)
+                    else:
+                        self.emit(action, image.id, name=image.names[0].familiar() if image.names else image.id)
         except BaseException:
             with self._lock:
                 for key in reversed(created):
