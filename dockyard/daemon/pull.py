@@ -12,7 +12,8 @@ Every blob goes through `Staging`: verified against its size and digest while
 it is written to the ingest directory, and committed only once the whole image
 unpacked, so a failure (digest mismatch, short blob, refused credentials)
 leaves nothing behind.  An image whose config is already stored is not
-downloaded again (dockerd's shortcut): only its names are updated.
+downloaded again (dockerd's shortcut): it keeps the manifest and blobs it was
+stored with, and only its names are updated.
 
 The image gets the tag pulled (none for a pull by digest) and its repository
 digest `name@<digest resolved>`, the index's digest for a multi-platform image,
@@ -28,6 +29,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from ..content import Descriptor, short_id
 from ..errors import EngineError, InvalidArgument
+from ..images.archive import manifest_of
 from ..images.formats import Index, Manifest, Platform, parse_config, parse_manifest_or_index
 from ..images.reference import Reference
 from ..images.staging import StagedImage, Staging
@@ -87,8 +89,15 @@ def _pull_one(service, registry: Registry, ref: Reference, platform: Platform | 
     progress({"status": f"Pulling from {repo}", "id": ref.tag if ref.digest is None else ref.familiar()})
 
     config_digest = manifest.config.digest
-    present = service.store.get(config_digest) is not None and service.content.exists(config_digest)
-    config_raw = service.content.read(config_digest) if present else registry.fetch_blob(repo, manifest.config)
+    stored = service.store.get(config_digest)
+    if stored is not None:
+        # The image is here (maybe with other blobs: loaded uncompressed, pulled gzip): keep what is
+        # stored, add the names.
+        data = service.content.read(stored.manifest)
+        manifest = manifest_of(data, stored.manifest_type)
+        config_raw = service.content.read(config_digest)
+    else:
+        config_raw = registry.fetch_blob(repo, manifest.config)
     config = parse_config(config_raw)
     if len(config.diff_ids) != len(manifest.layers):
         raise InvalidArgument(f"invalid image {ref.familiar()}: the manifest has {len(manifest.layers)} layers, "
@@ -103,7 +112,7 @@ def _pull_one(service, registry: Registry, ref: Reference, platform: Platform | 
         staging.add_bytes(data)
         staging.add_bytes(config_raw, config_digest)
         fetched: set[str] = set()
-        if not present:
+        if stored is None:
             fetched = _fetch_layers(service, registry, repo, manifest.layers, staging, prefetch, progress)
         announced: set[str] = set()
 

@@ -5,8 +5,10 @@ serves broken blobs.  What we push is read back by skopeo and by a second engine
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -15,7 +17,7 @@ import pytest
 
 from dockyard.client.api import ApiError
 from dockyard.content import Descriptor, digest_of
-from dockyard.images.formats import OCI_CONFIG, OCI_LAYER, build_manifest, host_platform
+from dockyard.images.formats import OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, build_manifest, host_platform
 from dockyard.remotes import Registry
 from tests.integration.test_remotes import (
     PASSWORD,
@@ -30,6 +32,7 @@ from tests.integration.test_remotes import (
     registry_fixture,
     reply,
 )
+from tests.support.dockerd import peer_docker  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.root
 
@@ -168,6 +171,20 @@ def test_pull_with_fresh_layers_and_present_layers(fresh_engine, plain):
     run = run_docker(fresh_engine, "image", "inspect", "--format", "{{len .RootFS.Layers}}", f"{repo}:2")
     assert run.stdout.strip() == "2"
 
+    # The first image again, published with a gzip layer: the stored image is kept (no download), named.
+    gz = gzip.compress(first.layers[0], mtime=0)
+    gz_manifest = build_manifest(Descriptor(OCI_CONFIG, first.config_digest, len(first.config)),
+                                 [Descriptor(OCI_LAYER_GZIP, digest_of(gz), len(gz))])
+    with Registry(plain.host) as reg:
+        reg.upload_blob("apx/layers", digest_of(gz), len(gz), iter([gz]))
+        reg.put_manifest("apx/layers", "gz", gz_manifest, "application/vnd.oci.image.manifest.v1+json")
+    assert list(client.image_pull(repo, "gz")) == [
+        {"status": "Pulling from apx/layers", "id": "gz"}, {"status": f"Digest: {digest_of(gz_manifest)}"},
+        {"status": f"Status: Downloaded newer image for {repo}:gz"}]
+    info = client.image_inspect(f"{repo}:gz")
+    assert info["Id"] == first.config_digest
+    assert sorted(info["RepoDigests"]) == sorted([f"{repo}@{first.digest}", f"{repo}@{digest_of(gz_manifest)}"])
+
 
 def test_pull_of_an_index_chooses_the_host_platform(fresh_engine, plain):
     host = host_platform()
@@ -275,6 +292,47 @@ def test_push_errors_and_push_of_every_tag(engine, busybox_image, plain, fresh_e
     assert sorted(tags) == [f"{repo}:a", f"{repo}:b"]
     for tag in ("a", "b"):
         run_docker(engine, "rmi", f"{repo}:{tag}")
+
+
+def test_dockerd_pulls_what_we_push_and_we_pull_what_it_pushes(engine, busybox_image, plain, fresh_engine,
+                                                               peer_docker):  # noqa: F811
+    ours = f"{plain.host}/interop/ours:v1"
+    run_docker(engine, "tag", busybox_image, ours)
+    pushed = run_docker(engine, "push", ours)
+    assert pushed.returncode == 0, pushed.stderr
+    digest = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", pushed.stdout).group(1)
+    try:
+        peer_docker.run("pull", ours)
+        ran = peer_docker.run("run", "--rm", "--network", "none", ours, "echo", "ran under dockerd")
+        assert ran.stdout == b"ran under dockerd\n"
+        info = json.loads(peer_docker.run("image", "inspect", ours).stdout)[0]
+        assert info["Id"] == busybox_image
+        assert f"{plain.host}/interop/ours@{digest}" in info["RepoDigests"]
+    finally:
+        peer_docker.run("rmi", "-f", ours, check=False)
+        run_docker(engine, "rmi", ours)
+
+    # The other way: dockerd pushes a Docker schema 2 image with gzip layers; we pull it, run it, push it
+    # back elsewhere with the same digest.
+    theirs = f"{plain.host}/interop/theirs:v1"
+    peer_docker.run("tag", "bb:latest", theirs)
+    try:
+        their_push = peer_docker.run("push", theirs).stdout.decode()
+        their_digest = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", their_push).group(1)
+        their_id = json.loads(peer_docker.run("image", "inspect", "bb:latest").stdout)[0]["Id"]
+    finally:
+        peer_docker.run("rmi", theirs, check=False)
+    ran = run_docker(fresh_engine, "run", "--rm", theirs, "echo", "ran under dockyard")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "ran under dockyard\n"
+    info = fresh_engine.client().image_inspect(theirs)
+    assert info["Id"] == their_id and info["RepoDigests"] == [f"{plain.host}/interop/theirs@{their_digest}"]
+    back = f"{plain.host}/interop/back:v1"
+    run_docker(fresh_engine, "tag", theirs, back)
+    pushed_back = run_docker(fresh_engine, "push", back)
+    assert pushed_back.returncode == 0, pushed_back.stderr
+    assert f"v1: digest: {their_digest} " in pushed_back.stdout
+    assert "Mounted from interop/theirs" in pushed_back.stdout
 
 
 def test_auth_endpoint_errors(engine):
