@@ -1,6 +1,7 @@
 """Pull: an image from its registry into the store, through staging, with dockerd's progress messages.
 
-    resolve the tag or digest (HEAD manifests/<ref>)       errors so far are HTTP errors
+    ping the registry (GET /v2/: scheme, auth challenge)   errors so far are HTTP errors
+    resolve the tag or digest (HEAD manifests/<ref>)
     fetch the manifest; an index -> the platform's manifest
     "Pulling from apx/img"                                  the stream starts here
     the config; each layer: present -> "Already exists", else "Pulling fs layer",
@@ -48,6 +49,7 @@ def pull(service, ref: Reference, auth: AuthConfig | None = None, platform: Plat
     """Pull `ref` (every tag of its repository with `all_tags`); returns the image IDs pulled."""
     progress = progress or (lambda message: None)
     with Registry(ref.domain, auth) as registry:
+        registry.discover()
         if not all_tags:
             image_id, updated = _pull_one(service, registry, ref, platform, progress)
             _status(progress, ref.familiar(), updated)

@@ -45,6 +45,7 @@ def push(service, name: str, tag: str | None = None, auth: AuthConfig | None = N
     progress({"status": f"The push refers to repository [{repository.name}]"})
     results = []
     with Registry(repository.domain, auth) as registry:
+        registry.discover()
         sources = _mount_sources(service, repository)
         for tag_name, image_id in targets:
             try:

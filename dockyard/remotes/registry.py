@@ -1,6 +1,7 @@
 """`Registry`: one registry host spoken to over the OCI distribution API (urllib3).
 
     reg = Registry("127.0.0.1:5001", auth)           # auth: AuthConfig or None
+    reg.discover()                                    # GET /v2/: scheme and auth challenge, as dockerd
     desc = reg.resolve("apx/img", "v1")               # HEAD manifests/v1 -> Descriptor
     data = reg.fetch_manifest("apx/img", desc)        # GET by digest, verified
     blob = reg.open_blob("apx/img", layer)            # a stream with read(); verify while storing
@@ -106,6 +107,17 @@ class Registry:
         return hosts.base_url(self._scheme or "https", self.host)
 
     # -- the API ---------------------------------------------------------------------
+
+    def discover(self) -> None:
+        """GET /v2/ without credentials, as dockerd pings a registry before a pull or push: settles the
+        scheme and learns the auth challenge, so later requests carry credentials at once.  Only a
+        failure to reach the registry raises (`Get "http://…/v2/": dial tcp …: connection refused`)."""
+        resp = self._raw("GET", hosts.ping_url(""), {}, None, False)
+        if resp.status == 401:
+            challenge = _preferred(parse_challenges(resp.headers.get_all("WWW-Authenticate") or []))
+            if challenge is not None:
+                with self._lock:
+                    self._challenge = challenge
 
     def ping(self) -> int:
         """GET /v2/ with whatever auth it asks for; returns the final status (200, or 401 when refused)."""
@@ -275,7 +287,7 @@ class Registry:
         wanted = parse_scopes(scopes)
         replayable = body is None or isinstance(body, bytes)
         if not replayable and self._scheme is None:
-            self.ping()  # settle the scheme (and auth) before a body that cannot be sent twice
+            self.discover()  # settle the scheme (and auth) before a body that cannot be sent twice
         authorization = self._authorization(wanted)
         resp = self._raw(method, target, _with_auth(headers, authorization), body, stream)
         if resp.status != 401 or not replayable:

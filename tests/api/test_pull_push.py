@@ -222,10 +222,11 @@ def test_pull_errors_before_streaming_are_http_errors(fresh_engine, plain):
     with pytest.raises(ApiError) as api:
         list(fresh_engine.client().image_pull("BAD_NAME", "1"))
     assert api.value.status == 400 and "repository name must be lowercase" in api.value.message
-    unreachable = f"127.0.0.1:{free_port()}/apx/img"
+    port = free_port()
+    refused = f'Get "http://127.0.0.1:{port}/v2/": dial tcp 127.0.0.1:{port}: connect: connection refused'
     with pytest.raises(ApiError) as api:
-        list(fresh_engine.client().image_pull(unreachable, "1"))
-    assert api.value.status == 500 and "connect: connection refused" in api.value.message
+        list(fresh_engine.client().image_pull(f"127.0.0.1:{port}/apx/img", "1"))
+    assert (api.value.status, api.value.message) == (500, refused)  # dockerd pings /v2/ first, as we do
     assert fresh_engine.client().images() == []
     assert blobs_and_ingest(fresh_engine) == ([], [])
 
@@ -276,6 +277,13 @@ def test_push_errors_and_push_of_every_tag(engine, busybox_image, plain, fresh_e
     missing = list(client.image_push(f"{plain.host}/apx/nothing", "v1"))
     text = f"An image does not exist locally with the tag: {plain.host}/apx/nothing"
     assert missing == [{"errorDetail": {"message": text}, "error": text}]
+    port = free_port()
+    run_docker(engine, "tag", busybox_image, f"127.0.0.1:{port}/apx/img:v1")
+    refused = f'Get "http://127.0.0.1:{port}/v2/": dial tcp 127.0.0.1:{port}: connect: connection refused'
+    assert list(client.image_push(f"127.0.0.1:{port}/apx/img", "v1")) == [
+        {"status": f"The push refers to repository [127.0.0.1:{port}/apx/img]"},
+        {"errorDetail": {"message": refused}, "error": refused}]
+    run_docker(engine, "rmi", f"127.0.0.1:{port}/apx/img:v1")
     repo = f"{plain.host}/apx/all"
     for tag in ("a", "b"):
         run_docker(engine, "tag", busybox_image, f"{repo}:{tag}")
