@@ -80,7 +80,7 @@ class Registry:
         self.host = hosts.registry_host(domain)
         self.auth = auth if auth is not None and auth.has_credentials else None
         self.insecure = hosts.is_insecure(self.host) if insecure is None else insecure
-        self._scheme = _SCHEMES.get(self.host) if self.insecure else "https"
+        self._scheme = _SCHEMES.get(self.host) if self.insecure else "https"  # None: not known yet
         self._own_pool = pool is None
         self._http = pool or _pool(self.insecure)
         self._timeout = timeout
@@ -370,16 +370,24 @@ class Registry:
     def _raw(self, method: str, target: str, headers: dict, body, stream: bool) -> urllib3.BaseHTTPResponse:
         if target.startswith(("http://", "https://")):
             return self._open(method, target, headers, body, stream)
-        if self._scheme is None:
+        if not self.insecure:
+            return self._open(method, f"https://{self.host}{target}", headers, body, stream)
+        # An insecure host: HTTPS first, then plain HTTP (the scheme that answered first, once known).
+        # A transport failure tries the other one, so a registry restarted with the other scheme on the
+        # same port is found again; the error told is plain HTTP's, as dockerd's.
+        order = ("https", "http") if self._scheme in (None, "https") else ("http", "https")
+        if body is not None and not isinstance(body, bytes):
+            order = order[:1]
+        failures: dict[str, TransportError] = {}
+        for scheme in order:
             try:
-                resp = self._open(method, "https://" + self.host + target, headers, body, stream)
-                scheme = "https"
-            except TransportError:
-                resp = self._open(method, "http://" + self.host + target, headers, body, stream)
-                scheme = "http"
+                resp = self._open(method, f"{scheme}://{self.host}{target}", headers, body, stream)
+            except TransportError as err:
+                failures[scheme] = err
+                continue
             self._scheme = _SCHEMES[self.host] = scheme
             return resp
-        return self._open(method, f"{self._scheme}://{self.host}{target}", headers, body, stream)
+        raise failures.get("http") or failures[order[-1]]
 
     def _open(self, method: str, url: str, headers: dict, body, stream: bool) -> urllib3.BaseHTTPResponse:
         headers = dict(headers)

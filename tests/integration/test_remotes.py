@@ -53,9 +53,9 @@ def free_port() -> int:
 class RegistryProcess:
     """`docker-registry serve` on a free loopback port; `htpasswd=True` requires Basic auth (USER/PASSWORD)."""
 
-    def __init__(self, htpasswd: bool = False):
+    def __init__(self, htpasswd: bool = False, port: int | None = None):
         self.dir = tempfile.mkdtemp(prefix="dockyard-test-registry-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         config = {"version": 0.1, "log": {"level": "warn"},
                   "storage": {"filesystem": {"rootdirectory": os.path.join(self.dir, "data")},
@@ -74,17 +74,21 @@ class RegistryProcess:
         self.log = open(os.path.join(self.dir, "registry.log"), "wb")  # noqa: SIM115 - the process writes it
         self.proc = subprocess.Popen([REGISTRY, "serve", config_path], stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
+        self._wait("http")
+
+    def _wait(self, scheme: str) -> None:
+        pool = urllib3.PoolManager(cert_reqs="CERT_NONE")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                urllib3.request("GET", f"http://{self.host}/v2/", timeout=1, retries=False)
+                pool.request("GET", f"{scheme}://{self.host}/v2/", timeout=1, retries=False)
                 return
             except urllib3.exceptions.HTTPError:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"docker-registry did not start on {self.host}")
+        raise RuntimeError(f"the registry did not start on {self.host}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -96,6 +100,34 @@ class RegistryProcess:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class TlsRegistryProcess(RegistryProcess):
+    """Our own registry server (`python -m dockyard.registry serve`) on HTTPS, with a self-signed
+    certificate made by openssl."""
+
+    def __init__(self, port: int | None = None):
+        import sys
+        import warnings
+
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("openssl is needed to make a certificate")
+        self.dir = tempfile.mkdtemp(prefix="dockyard-test-registry-")
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        self.log = open(os.path.join(self.dir, "registry.log"), "wb")  # noqa: SIM115 - the process writes it
+        self.proc = subprocess.Popen([sys.executable, "-m", "dockyard.registry", "serve", "--addr", self.host,
+                                      "--root", os.path.join(self.dir, "data"), "--tls-cert", cert,
+                                      "--tls-key", key], stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            self._wait("https")
 
 
 class LoopbackServer:
@@ -447,3 +479,30 @@ def test_bearer_tokens_are_fetched_per_scope_and_reused(plain):
             login(AuthConfig(USER, "wrong", front.host))
     finally:
         front.stop()
+
+
+def test_https_registry_on_loopback_and_a_scheme_that_changes():
+    """A loopback registry on HTTPS (a self-signed certificate: not checked for insecure registries)
+    is spoken to over HTTPS; restarted on plain HTTP at the same port, it is found again."""
+    from dockyard.remotes.registry import _SCHEMES
+
+    tls = TlsRegistryProcess()
+    port = tls.port
+    try:
+        image = make_image({"tls": b"over https\n"})
+        with Registry(tls.host) as registry:
+            assert push_image(registry, "apx/tls", "v1", image) == image.digest
+            assert registry.base_url == f"https://{tls.host}"
+        with Registry(tls.host) as registry:
+            assert registry.resolve("apx/tls", "v1").digest == image.digest
+        assert _SCHEMES[tls.host] == "https"
+    finally:
+        tls.stop()
+    plain_again = RegistryProcess(port=port)
+    try:
+        with Registry(plain_again.host) as registry:
+            push_image(registry, "apx/tls", "v2", image)
+            assert registry.base_url == f"http://{plain_again.host}"
+        assert _SCHEMES[plain_again.host] == "http"
+    finally:
+        plain_again.stop()
