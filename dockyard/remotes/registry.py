@@ -53,6 +53,7 @@ from .errors import RegistryError, Unauthorized, errcode_text, status_text
 
 MANIFEST_ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 MANIFEST_LIMIT = 4 << 20       # containerd's limit for a manifest or an index
+TOKEN_LIMIT = 1 << 20
 CONFIG_LIMIT = 32 << 20
 CHUNK = 1 << 20
 
@@ -112,7 +113,8 @@ class Registry:
         """GET /v2/ without credentials, as dockerd pings a registry before a pull or push: settles the
         scheme and learns the auth challenge, so later requests carry credentials at once.  Only a
         failure to reach the registry raises (`Get "http://…/v2/": dial tcp …: connection refused`)."""
-        resp = self._raw("GET", hosts.ping_url(""), {}, None, False)
+        resp = self._raw("GET", hosts.ping_url(""), {}, None)
+        _drain(resp)
         if resp.status == 401:
             challenge = _preferred(parse_challenges(resp.headers.get_all("WWW-Authenticate") or []))
             if challenge is not None:
@@ -122,6 +124,7 @@ class Registry:
     def ping(self) -> int:
         """GET /v2/ with whatever auth it asks for; returns the final status (200, or 401 when refused)."""
         resp = self._request("GET", hosts.ping_url(""), scopes=())
+        _drain(resp)
         return resp.status
 
     def login(self) -> None:
@@ -141,6 +144,7 @@ class Registry:
         scopes = [repository_scope(repo)]
         resp = self._request("HEAD", target, scopes=scopes, headers={"Accept": MANIFEST_ACCEPT})
         if resp.status == 200:
+            _drain(resp)
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = _media_type(resp.headers.get("Content-Type", ""))
             size = resp.headers.get("Content-Length", "")
@@ -149,11 +153,13 @@ class Registry:
                 return Descriptor(media_type, digest, int(size))
         elif resp.status not in (404, 405):
             self._fail("HEAD", target, resp, reference=(repo, reference))
+        else:
+            _drain(resp)
         # No usable answer to HEAD (or a 404, whose words only a GET brings): GET it.
         resp = self._request("GET", target, scopes=scopes, headers={"Accept": MANIFEST_ACCEPT})
         if resp.status != 200:
             self._fail("GET", target, resp, reference=(repo, reference))
-        data = _limited(resp.data, MANIFEST_LIMIT, "manifest")
+        data = _read_capped(resp, MANIFEST_LIMIT, "manifest")
         digest = digest_of(data)
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(f"manifest verification failed for digest {reference}")
@@ -174,7 +180,7 @@ class Registry:
                              headers={"Accept": accept + ", " + MANIFEST_ACCEPT})
         if resp.status != 200:
             self._fail("GET", target, resp, reference=(repo, desc.digest))
-        data = _limited(resp.data, MANIFEST_LIMIT, "manifest")
+        data = _read_capped(resp, min(MANIFEST_LIMIT, desc.size), "manifest")
         if digest_of(data) != desc.digest:
             raise RegistryError(f"manifest verification failed for digest {desc.digest}")
         return data
@@ -184,7 +190,7 @@ class Registry:
         if desc.size > limit:
             raise InvalidArgument(f"blob {desc.digest} is too large ({desc.size} bytes) for a config")
         with self.open_blob(repo, desc) as stream:
-            data = stream.read_all()
+            data = stream.read_all(desc.size + 1)
         if len(data) != desc.size or digest_of(data) != desc.digest:
             raise RegistryError(f"failed to verify blob {desc.digest}: got {len(data)} bytes of {desc.size}, "
                                 f"digest {digest_of(data)}")
@@ -193,7 +199,7 @@ class Registry:
     def open_blob(self, repo: str, desc: Descriptor, progress: Callable[[int], None] | None = None) -> BlobStream:
         """A stream of the blob's bytes as stored (never decoded); the caller verifies what it reads."""
         target = hosts.blob_url("", repo, desc.digest)
-        resp = self._request("GET", target, scopes=[repository_scope(repo)], stream=True)
+        resp = self._request("GET", target, scopes=[repository_scope(repo)])
         if resp.status != 200:
             body = _drain(resp)
             if resp.status == 404:
@@ -205,12 +211,13 @@ class Registry:
         """HEAD the blob: its size when the repository has it, else None."""
         target = hosts.blob_url("", repo, digest)
         resp = self._request("HEAD", target, scopes=[repository_scope(repo, push)])
-        if resp.status == 200:
-            length = resp.headers.get("Content-Length", "")
-            return int(length) if length.isdigit() else 0
+        if resp.status not in (200, 404):
+            self._fail("HEAD", target, resp)
+        _drain(resp)
         if resp.status == 404:
             return None
-        self._fail("HEAD", target, resp)
+        length = resp.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else 0
 
     def mount_blob(self, repo: str, digest: str, source: str) -> tuple[bool, str | None]:
         """Ask the registry to link `source`'s blob into `repo`: (True, None) when mounted, else
@@ -218,13 +225,14 @@ class Registry:
         target = hosts.upload_url("", repo, digest, source)
         scopes = [repository_scope(repo, push=True), repository_scope(source)]
         resp = self._request("POST", target, scopes=scopes, headers={"Content-Length": "0"}, body=b"")
+        if resp.status not in (201, 202, 401, 403, 404, 405):
+            self._fail("POST", target, resp)
+        _drain(resp)
         if resp.status == 201:
             return True, None
         if resp.status == 202 and resp.headers.get("Location"):
             return False, self._absolute(resp.headers["Location"])
-        if resp.status in (401, 403, 404, 405):
-            return False, None  # no right to read the source, or no mounting here: upload instead
-        self._fail("POST", target, resp)
+        return False, None  # no right to read the source, or no mounting here: upload instead
 
     def start_upload(self, repo: str) -> str:
         target = hosts.upload_url("", repo)
@@ -232,6 +240,7 @@ class Registry:
                              headers={"Content-Length": "0"}, body=b"")
         if resp.status != 202 or not resp.headers.get("Location"):
             self._fail("POST", target, resp)
+        _drain(resp)
         return self._absolute(resp.headers["Location"])
 
     def upload_blob(self, repo: str, digest: str, size: int, chunks: Iterable[bytes],
@@ -243,6 +252,7 @@ class Registry:
                              headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
         if resp.status not in (201, 204):
             self._fail("PUT", target, resp)
+        _drain(resp)
         stored = resp.headers.get("Docker-Content-Digest")
         if stored and stored != digest:
             raise RegistryError(f"the registry stored blob {digest} as {stored}")
@@ -254,6 +264,7 @@ class Registry:
                              headers={"Content-Type": media_type})
         if resp.status not in (200, 201, 202):
             self._fail("PUT", target, resp)
+        _drain(resp)
         digest = digest_of(data)
         stored = resp.headers.get("Docker-Content-Digest")
         if stored and stored != digest:
@@ -269,7 +280,7 @@ class Registry:
             if resp.status != 200:
                 self._fail("GET", target, resp, reference=(repo, "latest") if resp.status == 404 else None)
             try:
-                tags = json.loads(resp.data).get("tags") or []
+                tags = json.loads(_read_capped(resp, MANIFEST_LIMIT, "tag list")).get("tags") or []
             except (ValueError, AttributeError):
                 raise RegistryError(f"invalid tag list from {self._full(target)}") from None
             out.extend(t for t in tags if isinstance(t, str))
@@ -281,15 +292,17 @@ class Registry:
 
     # -- requests and auth -----------------------------------------------------------
 
-    def _request(self, method: str, target: str, *, scopes=(), headers: dict | None = None, body=None,
-                 stream: bool = False) -> urllib3.BaseHTTPResponse:
-        """Send with the auth the registry asked for; answer one new challenge once, then give up."""
+    def _request(self, method: str, target: str, *, scopes=(), headers: dict | None = None,
+                 body=None) -> urllib3.BaseHTTPResponse:
+        """Send with the auth the registry asked for; answer one new challenge once, then give up.
+
+        The answer is streamed: the caller reads its body or `_drain`s it (or `_fail`s)."""
         wanted = parse_scopes(scopes)
         replayable = body is None or isinstance(body, bytes)
         if not replayable and self._scheme is None:
             self.discover()  # settle the scheme (and auth) before a body that cannot be sent twice
         authorization = self._authorization(wanted)
-        resp = self._raw(method, target, _with_auth(headers, authorization), body, stream)
+        resp = self._raw(method, target, _with_auth(headers, authorization), body)
         if resp.status != 401 or not replayable:
             return resp
         challenge = _preferred(parse_challenges(resp.headers.get_all("WWW-Authenticate") or []))
@@ -312,7 +325,7 @@ class Registry:
         if retry is None or retry == authorization:
             return resp  # what we had was refused; the caller words the 401
         _drain(resp)
-        return self._raw(method, target, _with_auth(headers, retry), body, stream)
+        return self._raw(method, target, _with_auth(headers, retry), body)
 
     def _authorization(self, wanted: dict) -> str | None:
         if self.auth is not None and self.auth.registrytoken:
@@ -342,13 +355,14 @@ class Registry:
 
     def _fetch_token(self, challenge: Challenge, scopes: list[str]) -> tuple[str, int]:
         method, url, headers, body = token_request(challenge, scopes, self.auth)
-        resp = self._open(method, url, headers, body, False)
+        resp = self._open(method, url, headers, body)
+        answer = _read_capped(resp, TOKEN_LIMIT, "token answer", cut=resp.status != 200)
         if resp.status in (401, 403):
-            raise Unauthorized(_token_error(resp.data, resp.status))
+            raise Unauthorized(_token_error(answer, resp.status))
         if resp.status != 200:
             raise RegistryError(f"failed to fetch an auth token from {url.split('?', 1)[0]}: "
                                 f"{status_text(resp.status)}")
-        token, lifetime = token_from_answer(resp.data)
+        token, lifetime = token_from_answer(answer)
         if not token:
             raise RegistryError(f"the auth server {url.split('?', 1)[0]} answered without a token")
         return token, lifetime
@@ -367,11 +381,11 @@ class Registry:
     def _absolute(self, location: str) -> str:
         return urljoin(self.base_url + "/", location)
 
-    def _raw(self, method: str, target: str, headers: dict, body, stream: bool) -> urllib3.BaseHTTPResponse:
+    def _raw(self, method: str, target: str, headers: dict, body) -> urllib3.BaseHTTPResponse:
         if target.startswith(("http://", "https://")):
-            return self._open(method, target, headers, body, stream)
+            return self._open(method, target, headers, body)
         if not self.insecure:
-            return self._open(method, f"https://{self.host}{target}", headers, body, stream)
+            return self._open(method, f"https://{self.host}{target}", headers, body)
         # An insecure host: HTTPS first, then plain HTTP (the scheme that answered first, once known).
         # A transport failure tries the other one, so a registry restarted with the other scheme on the
         # same port is found again; the error told is plain HTTP's, as dockerd's.
@@ -381,7 +395,7 @@ class Registry:
         failures: dict[str, TransportError] = {}
         for scheme in order:
             try:
-                resp = self._open(method, f"{scheme}://{self.host}{target}", headers, body, stream)
+                resp = self._open(method, f"{scheme}://{self.host}{target}", headers, body)
             except TransportError as err:
                 failures[scheme] = err
                 continue
@@ -389,11 +403,11 @@ class Registry:
             return resp
         raise failures.get("http") or failures[order[-1]]
 
-    def _open(self, method: str, url: str, headers: dict, body, stream: bool) -> urllib3.BaseHTTPResponse:
+    def _open(self, method: str, url: str, headers: dict, body) -> urllib3.BaseHTTPResponse:
         headers = dict(headers)
         headers.setdefault("User-Agent", "dockyard")
         try:
-            return self._http.request(method, url, headers=headers, body=body, preload_content=not stream,
+            return self._http.request(method, url, headers=headers, body=body, preload_content=False,
                                       decode_content=False, redirect=True, retries=_RETRY,
                                       timeout=self._timeout)
         except urllib3.exceptions.HTTPError as err:
@@ -449,13 +463,16 @@ class BlobStream:
             self._progress(self.done)
         return data
 
-    def read_all(self) -> bytes:
-        parts = []
-        while True:
-            chunk = self.read(CHUNK)
+    def read_all(self, limit: int) -> bytes:
+        """Everything up to `limit` bytes (a longer blob is cut there: the caller's size check fails)."""
+        parts, left = [], limit
+        while left > 0:
+            chunk = self.read(min(CHUNK, left))
             if not chunk:
-                return b"".join(parts)
+                break
             parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
 
     def close(self) -> None:
         resp, self._resp = self._resp, None
@@ -505,16 +522,36 @@ def _preferred(challenges: list[Challenge]) -> Challenge | None:
     return None
 
 
+ERROR_BODY_LIMIT = 64 << 10
+
+
 def _drain(resp) -> bytes:
+    """An answer's body (an error's, at most ERROR_BODY_LIMIT bytes); the connection goes back to the pool,
+    or is closed when bytes were left unread."""
     try:
-        data = resp.data if resp.data is not None else b""
-    except urllib3.exceptions.HTTPError:
+        data = _read_capped(resp, ERROR_BODY_LIMIT, "error body", cut=True)
+    except (RegistryError, urllib3.exceptions.HTTPError, OSError):
         data = b""
+    return data
+
+
+def _read_capped(resp, limit: int, what: str, cut: bool = False) -> bytes:
+    """Read a streamed answer's body, refusing more than `limit` bytes (with `cut`: keeping the first
+    `limit`); the connection goes back to the pool, closed when bytes were left unread."""
     try:
+        data = resp.read(limit + 1, decode_content=False) or b""
+    except urllib3.exceptions.HTTPError as err:
+        resp.close()
         resp.release_conn()
-    except Exception:  # already released
-        pass
-    return data or b""
+        raise RegistryError(f"reading the {what}: {_transport_reason(err, '')}") from None
+    if len(data) > limit:
+        resp.close()  # what is left unread must not reach the next request on this connection
+    resp.release_conn()
+    if len(data) > limit:
+        if cut:
+            return data[:limit]
+        raise RegistryError(f"{what} too large: more than {limit} bytes")
+    return data
 
 
 def _media_type(header: str) -> str:
@@ -534,12 +571,6 @@ def _declared_type(data: bytes) -> str:
     if "manifests" in obj:
         return INDEX_TYPES[0]
     return MANIFEST_TYPES[0] if "config" in obj else ""
-
-
-def _limited(data: bytes, limit: int, what: str) -> bytes:
-    if len(data) > limit:
-        raise RegistryError(f"{what} too large: {len(data)} bytes (the limit is {limit})")
-    return data
 
 
 def _is_digest(value: str) -> bool:

@@ -354,7 +354,7 @@ def test_push_resolve_fetch_round_trip(client, plain):
     layer = Descriptor(OCI_LAYER, digest_of(image.layers[0]), len(image.layers[0]))
     seen = []
     with client.open_blob("apx/round", layer, seen.append) as stream:
-        assert stream.read_all() == image.layers[0]
+        assert stream.read_all(1 << 20) == image.layers[0]
     assert seen[-1] == len(image.layers[0])
     assert client.blob_size("apx/round", layer.digest) == layer.size
     assert client.blob_size("apx/round", "sha256:" + "0" * 64) is None
@@ -466,7 +466,7 @@ def test_bearer_tokens_are_fetched_per_scope_and_reused(plain):
         with Registry(front.host, AuthConfig(USER, PASSWORD)) as reader:
             layer = Descriptor(OCI_LAYER, digest_of(image.layers[0]), len(image.layers[0]))
             with reader.open_blob("apx/bearer", layer) as stream:
-                assert stream.read_all() == image.layers[0]
+                assert stream.read_all(1 << 20) == image.layers[0]
             reader.resolve("apx/bearer", "v1")
         assert len(front.token_requests) == 1 and "pull" in front.token_requests[0] \
             and "push" not in front.token_requests[0]
@@ -506,3 +506,32 @@ def test_https_registry_on_loopback_and_a_scheme_that_changes():
         assert _SCHEMES[plain_again.host] == "http"
     finally:
         plain_again.stop()
+
+
+def test_oversized_answers_are_refused():
+    """A registry that answers a manifest beyond the 4 MiB limit, or a config longer than its descriptor:
+    refused without reading it all."""
+    config = b'{"rootfs":{"type":"layers","diff_ids":[]}}'
+
+    def handle(request):
+        path = request.path
+        if path.endswith("/manifests/huge"):
+            if request.command == "HEAD":
+                return reply(request, 404, b"")
+            return reply(request, 200, b" " * (5 << 20), {"Content-Type": OCI_MANIFEST})
+        if "/blobs/" in path:
+            return reply(request, 200, config * 100, {"Content-Type": "application/octet-stream"})
+        reply(request, 200, b"{}")
+
+    server = LoopbackServer(handle)
+    try:
+        with Registry(server.host) as registry:
+            with pytest.raises(RegistryError, match="manifest too large: more than 4194304 bytes"):
+                registry.resolve("apx/big", "huge")
+            with pytest.raises(RegistryError, match=f"failed to verify blob .*: got {len(config) + 1} bytes of "
+                                                    f"{len(config)}"):
+                registry.fetch_blob("apx/big", Descriptor(OCI_CONFIG, digest_of(config), len(config)))
+            # The connections were not left with unread bytes: the next answer is still right.
+            assert registry.ping() == 200
+    finally:
+        server.stop()
