@@ -23,11 +23,11 @@ does in four.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import os
 import socket
+import sys
 import threading
 
 from ..errors import Conflict, EngineError, InvalidArgument, NotFound, Unavailable
@@ -82,6 +82,12 @@ def _drop_host() -> None:
             pass
 
 
+def _loop_running() -> bool:
+    # Without asyncio imported no loop can run: no need to pay its import to ask.
+    aio = sys.modules.get("asyncio")
+    return aio is not None and aio._get_running_loop() is not None  # noqa: SLF001 - the C-level check
+
+
 def _off_loop(fn):
     """pyroute2's synchronous API runs its own event loop: never inside a running one.
 
@@ -90,7 +96,7 @@ def _off_loop(fn):
     """
 
     def wrapper(*args, **kwargs):
-        if asyncio._get_running_loop() is not None:  # noqa: SLF001 - the cheap C-level check
+        if _loop_running():
             return netns.in_thread(lambda: fn(*args, **kwargs))
         try:
             return fn(*args, **kwargs)
@@ -189,6 +195,8 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, gateway
     The host end `host_ifname` is a port of `bridge` and up; the other end is
     `ifname` in the namespace, with `mac` and `address` ("172.18.0.2/16"), up,
     and the default route via `gateway` when given.  On failure nothing is left.
+    A veth already named `host_ifname` is taken for this endpoint's leftover
+    and replaced: host names must be unique among live endpoints.
     """
     _check_ifname(host_ifname)
     _check_ifname(ifname)
@@ -201,10 +209,18 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, gateway
         raise NotFound(f"bridge {bridge} not found")
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=master, state="up",
-                 peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
-    except NetlinkError as err:
-        raise _engine_error(f"creating veth pair {host_ifname} into {netns_path}", err) from None
+        for attempt in (1, 2):
+            try:
+                ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=master, state="up",
+                         peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
+                break
+            except NetlinkError as err:
+                if attempt == 1 and err.code == errno.EEXIST and _is_veth(ipr, host_ifname):
+                    # The pair of this endpoint's previous life: its namespace is gone but the kernel
+                    # tears namespaces down asynchronously (~25 ms here), so a quick restart finds it.
+                    _delete_link(host_ifname, "veth")
+                    continue
+                raise _engine_error(f"creating veth pair {host_ifname} into {netns_path}", err) from None
     finally:
         os.close(fd)
     try:
@@ -217,6 +233,18 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, gateway
         if isinstance(err, NetlinkError):
             raise _engine_error(f"configuring {ifname} ({address}) in {netns_path}", err) from None
         raise
+
+
+def _is_veth(ipr, name: str) -> bool:
+    index = _index(name)
+    if index is None:
+        return False
+    try:
+        (msg,) = ipr.link("get", index=index)
+    except _netlink_error():
+        return False
+    info = msg.get_attr("IFLA_LINKINFO")
+    return info is not None and info.get_attr("IFLA_INFO_KIND") == "veth"
 
 
 def _configure_inside(path: str, ifname: str, iface: ipaddress.IPv4Interface, via: str | None) -> None:

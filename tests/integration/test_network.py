@@ -657,3 +657,24 @@ def test_links_from_a_thread_running_an_event_loop(lab):
         return links.host_networks()
 
     assert subnet in asyncio.run(inside())
+
+
+def test_quick_restart_reuses_the_host_name(lab):
+    """The kernel drops a removed namespace's veths a little later: a restart at once must still attach."""
+    bridge, subnet, gateway = lab.bridge(rules=False)
+    veth = lab.name("v")
+    lab.veths.append(veth)
+    address = f"{gateway + 1}/{subnet.prefixlen}"
+    for _ in range(3):
+        path = lab.namespace()
+        links.attach(path, bridge, veth, address, str(gateway), ipam.mac_for(gateway + 1))
+        assert ping(path, str(gateway))
+        netns.remove(path)  # what a container's stop does; the pair goes with the namespace, later
+    # a name held by something that is not a veth is not taken over
+    path = lab.namespace()
+    other = lab.name("b")
+    lab.bridges.append(other)
+    links.ensure_bridge(other, f"{gateway + 2}/32")
+    with pytest.raises(Conflict):
+        links.attach(path, bridge, other, address, str(gateway), ipam.mac_for(gateway + 1))
+    assert netns.run_in(path, socket.if_nameindex) == [(1, "lo")]
