@@ -13,6 +13,15 @@ exactly its own rules whatever options its setup had.
       DOCKYARD-ISOLATION-2  -o BR -j DROP                             (per bridge)
     nat POSTROUTING     -j DOCKYARD-POSTROUTING
       DOCKYARD-POSTROUTING  -s SUBNET ! -o BR -j MASQUERADE           (per bridge)
+    nat PREROUTING      -m addrtype --dst-type LOCAL -j DOCKYARD-DNAT
+    nat OUTPUT          ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKYARD-DNAT
+      DOCKYARD-DNAT     [-d HOST_IP] ! -i BR -p P --dport HP -j DNAT --to-destination IP:CP   (per port)
+    filter DOCKYARD-FORWARD  -d IP ! -i BR -o BR -p P --dport CP -j ACCEPT                  (per port)
+
+Published ports are DNAT rules (`publish`), as dockerd's: they carry what
+comes to the host's own addresses, from outside or from the host itself;
+connections to 127.0.0.1 are never routed that way, which is what the
+userland proxy (`portproxy`) is for.
 
 The two isolation chains keep networks apart as dockerd does: a packet that
 leaves one of our bridges for another one of our bridges is dropped.  When
@@ -35,19 +44,24 @@ import shutil
 import subprocess
 import threading
 
-from ..errors import Unavailable
+from ..errors import InvalidArgument, Unavailable
 
 FORWARD = "DOCKYARD-FORWARD"
 ISOLATION_1 = "DOCKYARD-ISOLATION-1"
 ISOLATION_2 = "DOCKYARD-ISOLATION-2"
 POSTROUTING = "DOCKYARD-POSTROUTING"
+DNAT = "DOCKYARD-DNAT"
 
-# (table, built-in chain, our chain, insert first?)
+_LOCAL = ["-m", "addrtype", "--dst-type", "LOCAL"]
+# (table, built-in chain, the jump to our chain, insert first?)
 _HOOKS = (
-    ("filter", "FORWARD", FORWARD, True),
-    ("nat", "POSTROUTING", POSTROUTING, False),
+    ("filter", "FORWARD", ["-j", FORWARD], True),
+    ("nat", "POSTROUTING", ["-j", POSTROUTING], False),
+    ("nat", "PREROUTING", [*_LOCAL, "-j", DNAT], False),
+    ("nat", "OUTPUT", ["!", "-d", "127.0.0.0/8", *_LOCAL, "-j", DNAT], False),
 )
-_CHAINS = (("filter", ISOLATION_2), ("filter", ISOLATION_1), ("filter", FORWARD), ("nat", POSTROUTING))
+_CHAINS = (("filter", ISOLATION_2), ("filter", ISOLATION_1), ("filter", FORWARD), ("nat", POSTROUTING),
+           ("nat", DNAT))
 
 _lock = threading.Lock()
 IPTABLES = "iptables"
@@ -156,10 +170,10 @@ def setup_steps(tables: Tables, rules: list[Rule]) -> list[Step]:
             steps.append((table, ["-N", chain]))
     if not tables.has("filter", FORWARD, ["-j", ISOLATION_1]):
         steps.append(("filter", ["-I", FORWARD, "1", "-j", ISOLATION_1]))  # isolation before any accept
-    for table, builtin, chain, first in _HOOKS:
-        if not tables.has(table, builtin, ["-j", chain]):
+    for table, builtin, jump, first in _HOOKS:
+        if not tables.has(table, builtin, jump):
             where = ["-I", builtin, "1"] if first else ["-A", builtin]
-            steps.append((table, [*where, "-j", chain]))
+            steps.append((table, [*where, *jump]))
     for table, chain, rule in rules:
         if not tables.has(table, chain, rule):
             steps.append((table, ["-A", chain, *rule]))
@@ -174,10 +188,10 @@ def teardown_steps(tables: Tables, bridge: str) -> list[Step]:
             if (t, c, r) not in mine and not (c == FORWARD and r == ["-j", ISOLATION_1])]
     if left:
         return steps
-    for table, builtin, chain, _first in _HOOKS:
+    for table, builtin, jump, _first in _HOOKS:
         for rule in tables.rules.get((table, builtin), []):
-            if rule == ["-j", chain]:
-                steps.append((table, ["-D", builtin, "-j", chain]))
+            if rule == jump:
+                steps.append((table, ["-D", builtin, *jump]))
     for table, chain in reversed(_CHAINS):  # FORWARD (it jumps to ISOLATION_1) before ISOLATION_1…
         if tables.has_chain(table, chain):
             steps += [(table, ["-F", chain]), (table, ["-X", chain])]
@@ -230,8 +244,8 @@ def _setup_one_by_one(rules: list[Rule]) -> None:
             if proc.returncode != 0 and _run("-t", table, "-n", "-L", chain, check=False).returncode != 0:
                 raise Unavailable(f"{IPTABLES} -t {table} -N {chain}: {proc.stderr.strip()}")
     _ensure_rule("filter", FORWARD, ["-j", ISOLATION_1], first=True)
-    for table, builtin, chain, first in _HOOKS:
-        _ensure_rule(table, builtin, ["-j", chain], first=first)
+    for table, builtin, jump, first in _HOOKS:
+        _ensure_rule(table, builtin, jump, first=first)
     for table, chain, rule in rules:
         _ensure_rule(table, chain, rule)
 
@@ -261,6 +275,55 @@ def teardown_bridge(bridge: str, subnet: str = "") -> None:
         # Changed under us: one by one, each step only if still possible.
         for table, words in teardown_steps(Tables.read(), bridge):
             _run("-t", table, *words, check=False)
+
+
+def port_rules(bridge: str, host_ip: str, host_port: int, proto: str, target_ip: str,
+               target_port: int) -> list[Rule]:
+    """The rules of one published port (pure): DNAT to the container, and FORWARD's accept of it."""
+    proto = proto.lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid protocol {proto!r} for a published port")
+    tag = _tag(bridge)
+    target = ipaddress.IPv4Address(target_ip)
+    to = ["-d", f"{ipaddress.IPv4Address(host_ip)}/32"] if host_ip and host_ip != "0.0.0.0" else []
+    return [
+        ("nat", DNAT, [*to, "!", "-i", bridge, "-p", proto, "-m", proto, "--dport", str(int(host_port)), *tag,
+                       "-j", "DNAT", "--to-destination", f"{target}:{int(target_port)}"]),
+        ("filter", FORWARD, ["-d", f"{target}/32", "!", "-i", bridge, "-o", bridge, "-p", proto, "-m", proto,
+                             "--dport", str(int(target_port)), *tag, "-j", "ACCEPT"]),
+    ]
+
+
+def _ipv6(host_ip: str) -> bool:
+    return ":" in (host_ip or "")
+
+
+def publish(bridge: str, host_ip: str, host_port: int, proto: str, target_ip: str, target_port: int) -> None:
+    """DNAT host_ip:host_port (all the host's addresses for "" or 0.0.0.0) to the container.  Idempotent.
+
+    The bridge must have been set up.  IPv6 host addresses are the proxy's alone (no ip6tables here).
+    """
+    if _ipv6(host_ip):
+        return
+    rules = port_rules(bridge, host_ip, host_port, proto, target_ip, target_port)
+    with _lock:
+        tables = Tables.read()
+        if not _apply(setup_steps(tables, rules)):
+            _setup_one_by_one(rules)
+
+
+def unpublish(bridge: str, host_ip: str, host_port: int, proto: str, target_ip: str, target_port: int) -> None:
+    """Remove what `publish` added for this port.  Idempotent."""
+    if _ipv6(host_ip):
+        return
+    rules = port_rules(bridge, host_ip, host_port, proto, target_ip, target_port)
+    with _lock:
+        tables = Tables.read()
+        steps = [(t, ["-D", c, *r]) for t, c, r in rules if tables.has(t, c, r)]
+        if not _apply(steps):
+            for table, chain, rule in rules:
+                while _run("-t", table, "-C", chain, *rule, check=False).returncode == 0:
+                    _run("-t", table, "-D", chain, *rule)
 
 
 def rules_of(bridge: str) -> list[Rule]:

@@ -450,6 +450,40 @@ def test_teardown_keeps_other_bridges_and_removes_chains_with_the_last(lab):
 # ---------------------------------------------------------------------------------------------- ports
 
 
+def test_published_port_by_dnat(lab):
+    """What comes to the host's own (non-loopback) addresses is DNATed to the container, no proxy involved."""
+    bridge, subnet, gateway = lab.bridge()
+    path = lab.namespace()
+    ip = lab.attach(path, bridge, subnet, gateway, set())
+    port = serve_tcp(lab, path, ip)
+    with socket.socket() as probe:  # a host port nothing listens on
+        probe.bind((str(gateway), 0))
+        host_port = probe.getsockname()[1]
+
+    def talk() -> bytes:
+        with socket.create_connection((str(gateway), host_port), timeout=2) as sock:
+            sock.sendall(b"dnat")
+            sock.shutdown(socket.SHUT_WR)
+            return sock.recv(100)
+
+    with pytest.raises(ConnectionRefusedError):
+        talk()
+    for host_ip in ("0.0.0.0", str(gateway)):
+        firewall.publish(bridge, host_ip, host_port, "tcp", ip, port)
+        firewall.publish(bridge, host_ip, host_port, "tcp", ip, port)  # idempotent
+        assert len(firewall.rules_of(bridge)) == 6 + 2
+        assert talk() == b"dnatEND:4"
+        firewall.unpublish(bridge, host_ip, host_port, "tcp", ip, port)
+        firewall.unpublish(bridge, host_ip, host_port, "tcp", ip, port)
+        assert len(firewall.rules_of(bridge)) == 6
+        with pytest.raises(ConnectionRefusedError):
+            talk()
+    # a bridge's teardown takes its ports' rules too
+    firewall.publish(bridge, "", host_port, "udp", ip, 53)
+    firewall.teardown_bridge(bridge)
+    assert firewall.rules_of(bridge) == []
+
+
 def test_port_proxy_tcp_and_udp(lab):
     bridge, subnet, gateway = lab.bridge()
     path = lab.namespace()
