@@ -50,6 +50,7 @@ dockyard system df
 dockyard events --since 1m --until 0s --filter type=image
 dockyard version
 demo/containers-demo.sh
+demo/registry-demo.sh
 if [ "$started_here" = yes ]; then
     echo
     echo "(the demo started dockyardd; it is stopped now — run 'dockyardd' or any dockyard command to start it)"
