@@ -431,7 +431,8 @@ def test_internal_network_rules(lab):
     # our jump comes before any verdict of FORWARD (another tool may since have put its own jump first)
     forward = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True).stdout.splitlines()
     ours = forward.index(f"-A FORWARD -j {firewall.FORWARD}")
-    verdicts = [i for i, line in enumerate(forward) if line.split()[-1:] in (["ACCEPT"], ["DROP"], ["REJECT"])]
+    verdicts = [i for i, line in enumerate(forward)
+                if line.startswith("-A ") and line.split()[-1] in ("ACCEPT", "DROP", "REJECT")]
     assert all(ours < i for i in verdicts)
 
 
