@@ -30,7 +30,6 @@ from ..errors import Conflict, InvalidArgument, NotSupported, Unavailable
 log = logging.getLogger(__name__)
 
 UDP_IDLE = 90.0  # dockerd's UDPConnTrackTimeout
-UDP_MAX = 65535
 
 Key = tuple[str, int, str]
 
