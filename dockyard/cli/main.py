@@ -75,6 +75,14 @@ GROUPS = {
         "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM", "save": "SAVE", "tag": "TAG",
         "pull": ("registry", "PULL"), "push": ("registry", "PUSH"),
     }),
+    "compose": ("compose", "Define and run multi-container applications", {
+        "config": "CONFIG", "down": "DOWN", "exec": "EXEC", "logs": "LOGS", "ps": "PS", "pull": "PULL",
+        "restart": "RESTART", "rm": "RM", "start": "START", "stop": "STOP", "up": "UP",
+        # project options before the command: `dockyard compose -f FILE -p NAME up`
+        "-f": "FILE_FIRST", "--file": "FILE_FIRST", "-p": "PROJECT_NAME_FIRST",
+        "--project-name": "PROJECT_NAME_FIRST", "--project-directory": "PROJECT_DIRECTORY_FIRST",
+        "--env-file": "ENV_FILE_FIRST",
+    }),
     "system": ("system", "Manage Dockyard", {"df": "DF", "events": "EVENTS", "info": "INFO"}),
     "volume": ("volume", "Manage volumes", {
         "create": "CREATE", "inspect": "INSPECT", "ls": "LS", "list": "LS", "prune": "PRUNE", "rm": "RM",
