@@ -276,25 +276,39 @@ def _up_attached(cli: Cli, opts: dict[str, Any], compose: Compose, services: lis
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    exit_code = 0
-    try:
-        compose.start(services)
-        remaining = len(streams)
+    remaining = len(streams)
+
+    def report_exits(wait: float | None) -> int | None:
+        """Print each container's exit as its output ends; the first exit status when aborting."""
+        nonlocal remaining
         while remaining:
-            summary, code = ended.get()
+            try:
+                summary, code = ended.get(timeout=wait)
+            except queue.Empty:
+                return None
             remaining -= 1
             if code is None:  # removed meanwhile
                 continue
             printer.message(f"{names[summary['Id']]} exited with code {code}")
             if opts["abort_on_container_exit"]:
-                sys.stderr.write("Aborting on container exit...\n")
-                compose.stop(compose.containers([s.name for s in services]), opts["timeout"])
                 return code
+        return None
+
+    exit_code = 0
+    try:
+        compose.start(services)
+        aborted = report_exits(None)
+        if aborted is not None:
+            sys.stderr.write("Aborting on container exit...\n")
+            compose.stop(compose.containers([s.name for s in services]), opts["timeout"])
+            exit_code = aborted
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
         sys.stderr.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         compose.stop(compose.containers([s.name for s in services]), opts["timeout"])
+        opts["abort_on_container_exit"] = False
+        report_exits(5.0)  # the exits the stop caused
         exit_code = 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -738,29 +752,30 @@ COMMANDS = {"config": CONFIG, "down": DOWN, "exec": EXEC, "logs": LOGS, "ps": PS
             "rm": RM, "start": START, "stop": STOP, "up": UP}
 
 
-def _options_first(flag: str, text: str) -> Command:
+def _options_first(text: str) -> Command:
     """The command the dispatcher finds for a project option before the command (`compose -f x up`):
     it reads the project options (that one included), then parses and runs the command after them."""
     def run(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
+        flag = command.path[-1]  # as the dispatcher matched it: -f, --file, -p…
         parser = Command(("compose",), "[OPTIONS] COMMAND", "Define and run multi-container applications",
                          _PROJECT_FLAGS, lambda *a: 0, interspersed=False)
         given, rest = parser.parse([flag, *args])
         if not rest:
             raise UsageError("no command given: dockyard compose [OPTIONS] COMMAND", parser, 1)
-        command = COMMANDS.get(rest[0])
-        if command is None:
+        sub = COMMANDS.get(rest[0])
+        if sub is None:
             raise CliError(f"dockyard: unknown command: dockyard compose {rest[0]}\n\n"
                            "Run 'dockyard compose --help' for more information")
-        sub_opts, sub_args = command.parse(rest[1:])
+        sub_opts, sub_args = sub.parse(rest[1:])
         sub_opts["_project"] = given
-        return command.run(cli, sub_opts, sub_args)
+        return sub.run(cli, sub_opts, sub_args)
 
-    return Command(("compose",), "[OPTIONS] COMMAND", text, [], run, interspersed=False)
+    command = Command(("compose",), "[OPTIONS] COMMAND", text, [], run, interspersed=False)
+    return command
 
 
 # Found by the dispatcher under these names (dockyard/cli/main.py GROUPS).
-FILE_FIRST = _options_first("--file", "(option before COMMAND) Compose configuration files")
-PROJECT_NAME_FIRST = _options_first("--project-name", "(option before COMMAND) Project name")
-PROJECT_DIRECTORY_FIRST = _options_first("--project-directory", "(option before COMMAND) Specify an alternate "
-                                         "working directory")
-ENV_FILE_FIRST = _options_first("--env-file", "(option before COMMAND) Specify an alternate environment file")
+FILE_FIRST = _options_first("(option before COMMAND) Compose configuration files")
+PROJECT_NAME_FIRST = _options_first("(option before COMMAND) Project name")
+PROJECT_DIRECTORY_FIRST = _options_first("(option before COMMAND) Specify an alternate working directory")
+ENV_FILE_FIRST = _options_first("(option before COMMAND) Specify an alternate environment file")
