@@ -49,9 +49,10 @@ def summary_service(summary: dict[str, Any]) -> str:
     return (summary.get("Labels") or {}).get(model.SERVICE_LABEL, "")
 
 
-def parallel(client: EngineClient, items: list[Any], work: Callable[[EngineClient, Any], None]) -> None:
-    """`work(client, item)` for every item at once, each on a connection of its own (stops take one
-    timeout, not one each); the first failure is raised after all have ended."""
+def parallel(client: EngineClient, items: list[Any], work: Callable[[EngineClient, Any], None],
+             connect: Callable[[], EngineClient] | None = None) -> None:
+    """`work(client, item)` for every item at once, each on a connection of its own (`connect()`;
+    stops take one timeout, not one each); the first failure is raised after all have ended."""
     if len(items) < 2:
         for item in items:
             work(client, item)
@@ -59,7 +60,7 @@ def parallel(client: EngineClient, items: list[Any], work: Callable[[EngineClien
     failures: list[BaseException] = []
 
     def run(item: Any) -> None:
-        own = EngineClient(client.host)
+        own = connect() if connect is not None else EngineClient(client.host)
         try:
             work(own, item)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
@@ -78,8 +79,11 @@ def parallel(client: EngineClient, items: list[Any], work: Callable[[EngineClien
 
 class Compose:
     def __init__(self, client: EngineClient, project: model.Project, report: Report | None = None,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, connect: Callable[[], EngineClient] | None = None):
+        """`connect()` gives a client of its own to each of the calls made at once (by default a new
+        EngineClient for the same engine)."""
         self.client = client
+        self.connect = connect
         self.project = project
         self.report = report or (lambda resource, status: None)
         self.warn = warn or (lambda message: None)
@@ -366,7 +370,7 @@ class Compose:
                 client.container_stop(summary["Id"], wait)
                 self._say(resource, "Stopped")
 
-            parallel(self.client, running, stop_one)
+            parallel(self.client, running, stop_one, self.connect)
 
     def _reverse_levels(self, summaries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Containers grouped by their service's place in the start order, last started first;
@@ -387,7 +391,7 @@ class Compose:
             client.container_remove(summary["Id"], force=True, volumes=volumes)
             self._say(resource, "Removed")
 
-        parallel(self.client, summaries, remove_one)
+        parallel(self.client, summaries, remove_one, self.connect)
 
     def remove(self, summaries: list[dict[str, Any]], volumes: bool = False, stop: bool = False) -> None:
         self._remove(summaries, volumes, stop)
@@ -402,7 +406,7 @@ class Compose:
                 client.container_restart(summary["Id"], wait)
                 self._say(resource, "Started")
 
-            parallel(self.client, level, restart_one)
+            parallel(self.client, level, restart_one, self.connect)
 
     # --- down -----------------------------------------------------------------------------------------------------
 

@@ -454,3 +454,124 @@ def test_external_resources(tmp_path):
 def test_normalize_project_name():
     assert model.normalize_project_name("-My App_1.0") == "myapp_10"
     assert model.valid_project_name("a-b_c1") and not model.valid_project_name("_a")
+
+
+# --- convergence against a recording fake engine ----------------------------------------------------------------
+
+
+class FakeEngine:
+    """Just enough of EngineClient for Compose: records calls, answers from its own state."""
+
+    def __init__(self, networks: bool = True):
+        from dockyard.client.api import ApiError
+
+        self.ApiError = ApiError
+        self.serves_networks = networks
+        self.calls: list[tuple] = []
+        self.containers_: list[dict] = []
+        self.host = "unix:///nonexistent"
+
+    def get_json(self, path, params=None):
+        self.calls.append(("GET", path))
+        if not self.serves_networks:
+            raise self.ApiError(404, "page not found")
+        if path == "/networks":
+            return []
+        raise self.ApiError(404, f"network {path.rsplit('/', 1)[-1]} not found")
+
+    def post_json(self, path, params=None, body=None):
+        self.calls.append(("POST", path, body))
+        return {"Id": "n" * 64}
+
+    def volume_inspect(self, name):
+        raise self.ApiError(404, f"get {name}: no such volume")
+
+    def volume_create(self, body):
+        self.calls.append(("volume_create", body["Name"]))
+        return body
+
+    def image_inspect(self, name):
+        return {"Id": "sha256:" + "i" * 64}
+
+    def containers(self, all=False, filters=None):
+        return [dict(c) for c in self.containers_]
+
+    def container_create(self, body, name=""):
+        cid = f"{len(self.containers_):064d}"
+        self.calls.append(("create", name, body))
+        self.containers_.append({"Id": cid, "Names": ["/" + name], "Labels": body["Labels"], "State": "created",
+                                 "ImageID": "sha256:" + "i" * 64, "Mounts": []})
+        return {"Id": cid, "Warnings": []}
+
+    def container_remove(self, cid, force=False, volumes=False):
+        self.calls.append(("remove", cid))
+        self.containers_ = [c for c in self.containers_ if c["Id"] != cid]
+
+    def container_stop(self, cid, timeout=None):
+        self.calls.append(("stop", cid))
+
+    def container_rename(self, cid, name):
+        self.calls.append(("rename", cid, name))
+
+    def close(self):
+        pass
+
+
+def test_convergence_without_engine_networks_and_scaling(tmp_path):
+    from dockyard.compose.convergence import Compose
+
+    write(tmp_path, "compose.yaml", "services: {web: {image: bb, scale: 3}}\n")
+    project = load(tmp_path, project_name="p")
+    fake = FakeEngine(networks=False)
+    warnings: list[str] = []
+    steps: list[tuple[str, str]] = []
+    compose = Compose(fake, project, lambda r, s: steps.append((r, s)), warnings.append,  # type: ignore[arg-type]
+                      connect=lambda: fake)
+    compose.create(project.ordered())
+    created = [c for c in fake.calls if c[0] == "create"]
+    assert [c[1] for c in created] == ["p-web-1", "p-web-2", "p-web-3"]
+    assert all(c[2]["HostConfig"]["NetworkMode"] == "default" and "NetworkingConfig" not in c[2] for c in created)
+    assert any("does not serve networks" in w for w in warnings)
+    assert steps[:2] == [("Container p-web-1", "Creating"), ("Container p-web-1", "Created")]
+
+    # nothing changed: no writes
+    fake.calls.clear()
+    compose.create(project.ordered())
+    assert [c for c in fake.calls if c[0] != "GET"] == []
+
+    # scaled down: the highest numbers go
+    write(tmp_path, "compose.yaml", "services: {web: {image: bb, scale: 1}}\n")
+    project = load(tmp_path, project_name="p")
+    Compose(fake, project, connect=lambda: fake).create(project.ordered())  # type: ignore[arg-type]
+    assert [c["Names"][0] for c in fake.containers_] == ["/p-web-1"]
+
+    # changed: recreated under the same name and number, the old one renamed out of the way first
+    write(tmp_path, "compose.yaml", "services: {web: {image: bb, command: [x]}}\n")
+    project = load(tmp_path, project_name="p")
+    fake.calls.clear()
+    old = fake.containers_[0]["Id"]
+    Compose(fake, project, connect=lambda: fake).create(project.ordered())  # type: ignore[arg-type]
+    kinds = [c[0] for c in fake.calls if c[0] != "GET"]
+    assert kinds == ["stop", "rename", "create", "remove"]
+    assert fake.calls[[c[0] for c in fake.calls].index("rename")][2] == f"{old[:12]}_p-web-1"
+    assert [c["Names"][0] for c in fake.containers_] == ["/p-web-1"]
+
+
+def test_convergence_creates_project_networks_and_connects_the_others(tmp_path):
+    from dockyard.compose.convergence import Compose
+
+    write(tmp_path, "compose.yaml", """\
+        services: {web: {image: bb, networks: {front: {}, back: {aliases: [api]}}}}
+        networks: {front: {}, back: {}}
+        """)
+    project = load(tmp_path, project_name="p")
+    fake = FakeEngine()
+    Compose(fake, project, connect=lambda: fake).create(project.ordered())  # type: ignore[arg-type]
+    posts = [c for c in fake.calls if c[0] == "POST"]
+    assert [(c[1], c[2]["Name"]) for c in posts[:2]] == [("/networks/create", "p_back"),
+                                                         ("/networks/create", "p_front")]
+    assert posts[0][2]["Labels"]["com.docker.compose.network"] == "back"
+    create = next(c for c in fake.calls if c[0] == "create")
+    assert create[2]["HostConfig"]["NetworkMode"] == "p_back"
+    assert posts[2][1] == "/networks/p_front/connect"
+    assert posts[2][2]["EndpointConfig"] == {"Aliases": ["p-web-1", "web"]}
