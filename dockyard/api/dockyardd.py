@@ -4,7 +4,8 @@ It joins the two halves: the daemon's services (dockyard.daemon.Daemon) and
 the API server in front of them.
 
     dockyardd [-H unix:///run/dockyard.sock] [--data-root DIR] [--exec-root DIR]
-              [-p/--pidfile FILE] [-G/--group GROUP] [--default-runtime dockyard-runtime|runc] [-D/--debug]
+              [-p/--pidfile FILE] [-G/--group GROUP] [--default-runtime dockyard-runtime|runc]
+              [-b/--bridge IFNAME] [-D/--debug]
 
 Start-up order matters: the pid file lock decides which of two daemons
 started at once wins; only the winner touches the socket (replacing a stale
@@ -28,6 +29,12 @@ from dockyard.daemon.config import DaemonConfig
 from dockyard.errors import EngineError, InvalidArgument
 
 log = logging.getLogger("dockyard.daemon")
+
+
+def _bridge_name(text: str) -> str:
+    if not (0 < len(text) <= 15) or "/" in text or text.strip() != text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"invalid interface name {text!r} (1 to 15 characters, no '/' or spaces)")
+    return text
 
 
 def socket_path_from_host(host: str) -> str:
@@ -67,6 +74,8 @@ def parse_args(argv: list[str]) -> DaemonConfig:
                         help="group for the unix socket, if it exists; root otherwise (default %(default)s)")
     parser.add_argument("--default-runtime", default="dockyard-runtime", choices=("dockyard-runtime", "runc"),
                         help="OCI runtime for containers that name none (default %(default)s)")
+    parser.add_argument("-b", "--bridge", default="dockyard0", type=_bridge_name,
+                        help="interface of the default bridge network (default dockyard0)")
     parser.add_argument("-D", "--debug", action="store_true", help="enable debug mode")
     parser.add_argument("-v", "--version", action="version", version=f"dockyardd version {ENGINE_VERSION}")
     ns = parser.parse_args(argv)
@@ -81,6 +90,7 @@ def parse_args(argv: list[str]) -> DaemonConfig:
         debug=ns.debug,
         socket_group=ns.group,
         default_runtime=ns.default_runtime,
+        bridge=ns.bridge,
     )
 
 
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # pyroute2 logs every netlink message at debug level
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("pyroute2"))
     from dockyard.daemon.pidfile import PidFile
 
     try:

@@ -221,6 +221,36 @@ def inspect_each(cli: Cli, names: list[str], fetch: Any, fmt: str, prepare: Any 
     return 0
 
 
+def remove_each(cli: Cli, names: list[str], remove: Any, ignore_missing: bool = False) -> int:
+    """`<noun> rm`: `remove(name)` for each name, the name printed when it went, the errors after (status
+    1 if any); `ignore_missing` leaves a 404 unreported (`network rm -f`)."""
+    from dockyard.client.api import ApiError
+
+    errors: list[str] = []
+    for name in names:
+        try:
+            remove(name)
+        except ApiError as exc:
+            if not (ignore_missing and exc.status == 404):
+                errors.append(f"Error response from daemon: {exc.message}")
+            continue
+        cli.out.write(name + "\n")
+    if errors:
+        raise CliError("\n".join(errors))
+    return 0
+
+
+def key_values(values: list[str], what: str) -> dict[str, str]:
+    """`--label k=v`, `--opt k=v`… as a map (a missing `=` is an empty value, as docker's)."""
+    out = {}
+    for value in values:
+        key, _, val = value.partition("=")
+        if not key:
+            raise CliError(f"invalid {what}: {value}")
+        out[key] = val
+    return out
+
+
 def run_inspect(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     return inspect_each(cli, args, cli.client().image_inspect, opts["format"])
 

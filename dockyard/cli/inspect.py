@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 KINDS = {
     "container": "/containers/{}/json",
     "image": "/images/{}/json",
+    "network": "/networks/{}",
     "volume": "/volumes/{}",
 }
 DOCKER_KINDS = ("config", "container", "image", "network", "node", "plugin", "secret", "service", "task", "volume")

@@ -84,6 +84,10 @@ GROUPS = {
         "--env-file": "ENV_FILE_FIRST",
     }),
     "system": ("system", "Manage Dockyard", {"df": "DF", "events": "EVENTS", "info": "INFO"}),
+    "network": ("network", "Manage networks", {
+        "connect": "CONNECT", "create": "CREATE", "disconnect": "DISCONNECT", "inspect": "INSPECT", "ls": "LS",
+        "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM",
+    }),
     "volume": ("volume", "Manage volumes", {
         "create": "CREATE", "inspect": "INSPECT", "ls": "LS", "list": "LS", "prune": "PRUNE", "rm": "RM",
         "remove": "RM",

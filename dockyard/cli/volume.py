@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockyard.cli.flags import BOOL, FORMAT_HELP, FORMAT_TABLE_HELP, LIST, STRING, Command, Flag
-from dockyard.cli.image import confirm, inspect_each, parse_filter_flags
+from dockyard.cli.image import confirm, inspect_each, key_values, parse_filter_flags, remove_each
 from dockyard.cli.main import CliError
 
 TYPE_CHECKING = False  # typing costs ~15 ms to import; only checkers read these names
@@ -20,16 +20,6 @@ VOLUME_TABLE = "{{.Driver}}\t{{.Name}}"
 PRUNE_WARNING = "WARNING! This will remove all local volumes not used by at least one container."
 
 
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, _, val = value.partition("=")
-        if not key:
-            raise CliError(f"invalid {what}: {value}")
-        out[key] = val
-    return out
-
-
 def run_create(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     name = opts["name"]
     if args:
@@ -37,8 +27,8 @@ def run_create(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
             raise CliError("conflicting options: cannot specify a volume-name through both --name and as a "
                            "positional arg")
         name = args[0]
-    body: dict[str, Any] = {"Driver": opts["driver"] or "local", "DriverOpts": _pairs(opts["opt"], "option"),
-                            "Labels": _pairs(opts["label"], "label"), "Name": name}
+    body: dict[str, Any] = {"Driver": opts["driver"] or "local", "DriverOpts": key_values(opts["opt"], "option"),
+                            "Labels": key_values(opts["label"], "label"), "Name": name}
     volume = cli.client().volume_create(body)
     cli.out.write(volume["Name"] + "\n")
     return 0
@@ -112,20 +102,8 @@ INSPECT = Command(
 
 
 def run_rm(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
-    from dockyard.client.api import ApiError
-
     client = cli.client()
-    errors: list[str] = []
-    for name in args:
-        try:
-            client.volume_remove(name, force=opts["force"])
-        except ApiError as exc:
-            errors.append(f"Error response from daemon: {exc.message}")
-            continue
-        cli.out.write(name + "\n")
-    if errors:
-        raise CliError("\n".join(errors))
-    return 0
+    return remove_each(cli, args, lambda name: client.volume_remove(name, force=opts["force"]))
 
 
 RM = Command(

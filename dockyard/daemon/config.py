@@ -30,3 +30,4 @@ class DaemonConfig:
     debug: bool = False
     socket_group: str = "dockyard"
     default_runtime: str = "dockyard-runtime"   # for containers that name none (dockerd's --default-runtime)
+    bridge: str = "dockyard0"                   # the default bridge network's interface (dockerd's --bridge)

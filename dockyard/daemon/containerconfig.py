@@ -303,9 +303,6 @@ def check(config: dict, hc: dict) -> None:
     mounts.check(hc)
     ocispec.rlimits(hc)
     ocispec.security_options(hc)
-    if hc.get("PortBindings"):
-        raise NotSupported("publishing ports (-p) needs a bridge network, which comes with the networking issue",
-                           hint="use --network host to reach the container's ports")
     if hc.get("Init") and not ocispec.init_binary():
         raise NotSupported("--init needs tini on the host (Debian package tini: /usr/bin/tini-static)")
     if config.get("StopSignal"):

@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .. import jsonio
-from ..errors import Conflict, EngineError, InvalidArgument, NotFound
+from ..errors import Conflict, EngineError, Forbidden, InvalidArgument, NotFound, NotSupported
 from . import containerconfig, mounts, ocispec, restart
 from .archive import helper_output
 from .logs import LogQuery, LogReader, log_options, tail_entries, timestamp
@@ -184,7 +184,7 @@ class AttachSession:
 
 class ContainerService:
     def __init__(self, data_root: str, exec_root: str, images, emit: Callable[..., Any],
-                 default_runtime: str = containerconfig.DEFAULT_RUNTIME, volumes=None):
+                 default_runtime: str = containerconfig.DEFAULT_RUNTIME, volumes=None, networks=None):
         self.root = os.path.join(data_root, "containers")
         self.bundles = os.path.join(exec_root, "containers")
         self.exec_root = exec_root
@@ -206,6 +206,35 @@ class ContainerService:
         self.volumes = volumes
         if volumes is not None:
             volumes.recorded = self._volume_users
+        self.networks = networks
+        if networks is not None:
+            networks.container_name = lambda cid: self._ctrs[cid].name if cid in self._ctrs else cid[:12]
+            networks.lookup_names = self._names_on_network
+
+    def _names_on_network(self, net_id: str, name: str) -> list[str]:
+        """What a user network's name server answers for `name`: the addresses of running containers on
+        it called so (name, alias or short id), case-insensitively."""
+        wanted = name.lower().rstrip(".")
+        out = []
+        for ctr in list(self._ctrs.values()):
+            if not ctr.running:
+                continue
+            for endpoint in (ctr.rec.get("NetworkSettings") or {}).get("Networks", {}).values():
+                if endpoint.get("NetworkID") != net_id or not endpoint.get("IPAddress"):
+                    continue
+                names = {ctr.name.lower(), ctr.id[:12]} | {a.lower() for a in endpoint.get("Aliases") or ()}
+                if wanted in names:
+                    out.append(endpoint["IPAddress"])
+        return out
+
+    def _bridged(self, ctr: Ctr) -> bool:
+        return self.networks is not None and self.networks.mode_network(ctr.rec["HostConfig"]) is not None
+
+    def _networks_of(self, ctr: Ctr) -> dict:
+        settings = ctr.rec.setdefault("NetworkSettings", {})
+        if "Networks" not in settings:  # a record from before networks existed
+            settings["Networks"] = self.networks.endpoints_at_create(ctr.rec["HostConfig"], None)
+        return settings["Networks"]
 
     def _volumes_source(self, ref: str) -> dict:
         """The record of a --volumes-from container; dockerd answers 400 (not 404: that would mean the image)."""
@@ -313,6 +342,17 @@ class ContainerService:
             for ctr in list(self._ctrs.values()):
                 if ctr.running and ctr.engine.get("Volumes"):
                     await self._run_blocking(self.volumes.adopt, ctr.id, ctr.engine["Volumes"])
+        if self.networks is not None:
+            for ctr in list(self._ctrs.values()):
+                if ctr.running and self._bridged(ctr):
+                    networks = self._networks_of(ctr)
+                    self.networks.adopt(ctr.id, networks)
+                    try:
+                        ctr.rec["NetworkSettings"]["Ports"] = await self.networks.publish(
+                            ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], networks)
+                        await self.networks.serve_names(networks)
+                    except EngineError as err:
+                        log.error("container %s: its ports after the restart: %s", ctr.name, err.message)
         for ctr in list(self._ctrs.values()):
             if ctr.running or ctr.removing:
                 continue
@@ -491,6 +531,8 @@ class ContainerService:
             "AppArmorProfile": "",
             "Config": dict(config, Image=image_ref),
             "HostConfig": host_config,
+            "NetworkSettings": {"Networks": self.networks.endpoints_at_create(host_config, body.get(
+                "NetworkingConfig")) if self.networks is not None else {}, "Ports": {}},
             "Engine": {"Snapshot": cid, "Generation": 0, "ManuallyStopped": False},
         }
         if host_config["LogConfig"]["Type"] == "none":
@@ -577,8 +619,16 @@ class ContainerService:
         generation = ctr.engine.get("Generation", 0) + 1
         hc = ctr.rec["HostConfig"]
         cfg = ctr.rec["Config"]
+        bridged = self._bridged(ctr)
+        if bridged:
+            # A restart comes before the last run's clean-up (which waits for this lock): undo it now.
+            await self._release_networks(ctr)
         try:
             await self._run_blocking(self._prepare_bundle, ctr)
+            if bridged:
+                networks = self._networks_of(ctr)
+                ctr.rec["NetworkSettings"]["Ports"] = await self.networks.publish(ctr.id, cfg, hc, networks)
+                await self.networks.serve_names(networks)
         except EngineError as err:
             await self._start_failed(ctr, err.message)
             raise
@@ -591,7 +641,7 @@ class ContainerService:
             "runtime": runtime_path(runtime), "tty": bool(cfg.get("Tty")), "stdin": bool(cfg.get("OpenStdin")),
             "stdin_once": bool(cfg.get("StdinOnce")), "log_path": ctr.rec["LogPath"],
             "log_max_size": max_size, "log_max_file": max_file, "state_dir": self._dir(ctr.id),
-            "loopback": ocispec.network_mode(hc) != "host" and runtime == "dockyard-runtime",
+            "loopback": ocispec.network_mode(hc) != "host" and runtime == "dockyard-runtime" and not bridged,
         }
         ctr.exit_on_next = False
         try:
@@ -629,17 +679,29 @@ class ContainerService:
                 make_working_dir(rootfs, ctr.rec["Config"]["WorkingDir"])  # again, as dockerd: it may be gone
             mounts.make_bind_sources(ctr.rec["HostConfig"])
             self._lend_volumes(ctr, rootfs)
-            self._write_engine_files(ctr)
+            netns = None
+            host_lines: list[str] = []
+            if self._bridged(ctr):
+                hostname = ctr.rec["Config"].get("Hostname") or ctr.id[:12]
+                host_lines = self.networks.attach_all(ctr.id, hostname, self._networks_of(ctr))
+                netns = self.networks.netns_path(ctr.id)
+            self._write_engine_files(ctr, host_lines)
             paths = ocispec.Paths(rootfs, ctr.rec["HostsPath"], ctr.rec["HostnamePath"], ctr.rec["ResolvConfPath"])
             spec = ocispec.build(ctr.id, ctr.rec["Config"], ctr.rec["HostConfig"], paths, CGROUP_PARENT,
-                                 ctr.engine.get("Volumes"))
+                                 ctr.engine.get("Volumes"), netns)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._dir(ctr.id), "exit.json"))
             write_json_atomic(os.path.join(bundle, "config.json"), spec)
         except BaseException:
             self._unmount(ctr.id)
             self._return_volumes(ctr, announce=False)
+            self._detach_networks(ctr)
             raise
+
+    def _detach_networks(self, ctr: Ctr) -> None:
+        """The end of a run on bridge networks (worker thread): namespace, veths and addresses go."""
+        if self.networks is not None and os.path.exists(self.networks.netns_path(ctr.id)):
+            self.networks.detach_all(ctr.id, self._networks_of(ctr))
 
     def _lend_volumes(self, ctr: Ctr, rootfs: str) -> None:
         """Mount the container's volumes where they need it, and fill empty ones from the image (dockerd's
@@ -657,21 +719,36 @@ class ContainerService:
             if os.path.isdir(source) and not os.path.islink(source) and os.listdir(source):
                 self.volumes.fill_if_empty(entry, source)
 
+    async def _release_networks(self, ctr: Ctr) -> None:
+        if self.networks is None:
+            return
+        await self.networks.unpublish(ctr.id)
+        if "NetworkSettings" in ctr.rec:
+            ctr.rec["NetworkSettings"]["Ports"] = {}
+        await self._run_blocking(self._detach_networks, ctr)
+        self._save(ctr)
+
     def _return_volumes(self, ctr: Ctr, announce: bool = True) -> None:
         entries = ctr.engine.get("Volumes") or []
         if entries and self.volumes is not None:
             self.volumes.unmount(ctr.id, entries, announce)
 
-    def _write_engine_files(self, ctr: Ctr) -> None:
+    def _write_engine_files(self, ctr: Ctr, host_lines: list[str] = ()) -> None:
         hostname = ctr.rec["Config"].get("Hostname") or ctr.id[:12]
         host_network = ocispec.network_mode(ctr.rec["HostConfig"]) == "host"
         _write_text(ctr.rec["HostnamePath"], hostname + "\n")
         if host_network:
             _write_text(ctr.rec["HostsPath"], _read_text("/etc/hosts") or HOSTS_TEMPLATE)
             _write_text(ctr.rec["ResolvConfPath"], _read_text("/etc/resolv.conf"))
-        else:
-            _write_text(ctr.rec["HostsPath"], HOSTS_TEMPLATE)
-            _write_text(ctr.rec["ResolvConfPath"], resolv_conf(_read_text("/etc/resolv.conf"), ctr.rec["HostConfig"]))
+            return
+        extra = "".join(f"{address}\t{host}\n" for host, address in
+                        (e.split(":", 1) for e in ctr.rec["HostConfig"].get("ExtraHosts") or () if ":" in e))
+        _write_text(ctr.rec["HostsPath"], HOSTS_TEMPLATE + extra + "".join(line + "\n" for line in host_lines))
+        host_resolv = _read_text("/etc/resolv.conf")
+        own = None
+        if self.networks is not None and not ctr.rec["HostConfig"].get("Dns") and self._bridged(ctr):
+            own = self.networks.resolv_conf(self._networks_of(ctr), host_resolv)
+        _write_text(ctr.rec["ResolvConfPath"], own or resolv_conf(host_resolv, ctr.rec["HostConfig"]))
 
     def _unmount(self, cid: str) -> None:
         from ..snapshots import unmount_all
@@ -687,6 +764,7 @@ class ContainerService:
         state["Status"] = "created" if state["StartedAt"] == ZERO_TIME else "exited"
         await self._run_blocking(self._unmount, ctr.id)
         await self._run_blocking(self._return_volumes, ctr)
+        await self._release_networks(ctr)
         self._save(ctr)
         if ctr.rec["HostConfig"].get("AutoRemove"):
             asyncio.ensure_future(self.remove(ctr.id, force=True, volumes=True, internal=True))
@@ -730,6 +808,7 @@ class ContainerService:
                 await self._run_blocking(self._unmount, ctr.id)
             if not ctr.running:
                 await self._run_blocking(self._return_volumes, ctr)
+                await self._release_networks(ctr)
         await self._ack(ctr.id, generation)
         if ctr.removing or ctr.id not in self._ctrs:
             return
@@ -1209,6 +1288,46 @@ class ContainerService:
             reclaimed += size
         self._emit("container", "prune", "", {"reclaimed": str(reclaimed)})
         return deleted, reclaimed
+
+    # --- networks --------------------------------------------------------------------------------------------
+    async def connect(self, net_ref: str, ref: str, endpoint_config: dict) -> None:
+        """`network connect`: the endpoint goes into the record; a running container gets it at once."""
+        if self.networks is None:
+            raise NotSupported("networks are not available in this engine")
+        net = await self._run_blocking(self.networks.get, net_ref)
+        ctr = self.get(ref)
+        async with ctr.lock:
+            if self.networks.mode_network(ctr.rec["HostConfig"]) is None:
+                raise InvalidArgument("container sharing network namespace with another container or host cannot "
+                                      "be connected to any other network")
+            networks = self._networks_of(ctr)
+            if net["Name"] in networks:
+                raise Forbidden(f"endpoint with name {ctr.name} already exists in network {net['Name']}")
+            endpoint = self.networks.endpoint_for(net, endpoint_config if isinstance(endpoint_config, dict) else {})
+            networks[net["Name"]] = endpoint
+            if ctr.running:
+                try:
+                    await self._run_blocking(self.networks.attach_one, ctr.id, net, endpoint)
+                    await self.networks.serve_names(networks)
+                except BaseException:
+                    networks.pop(net["Name"], None)
+                    raise
+            self._save(ctr)
+
+    async def disconnect(self, net_ref: str, ref: str, force: bool = False) -> None:
+        if self.networks is None:
+            raise NotSupported("networks are not available in this engine")
+        net = await self._run_blocking(self.networks.get, net_ref)
+        ctr = self.get(ref)
+        async with ctr.lock:
+            networks = self._networks_of(ctr)
+            endpoint = networks.get(net["Name"])
+            if endpoint is None:
+                raise Forbidden(f"container {ctr.id} is not connected to network {net['Name']}")
+            if ctr.running and endpoint.get("IPAddress"):
+                await self._run_blocking(self.networks.detach_one, ctr.id, endpoint)
+            del networks[net["Name"]]
+            self._save(ctr)
 
     # --- filesystem: cp, export, diff, update ----------------------------------------------------------------
     async def hold_rootfs(self, ctr: Ctr) -> Callable[[], Any]:

@@ -31,11 +31,14 @@ class Daemon:
         self.images = ImageService(config.data_root, emit=self.events.emit)
         from dockyard.daemon.containers import ContainerService
         from dockyard.daemon.exec import ExecService
+        from dockyard.daemon.networks import NetworkService
         from dockyard.daemon.volumes import VolumeService
 
         self.volumes = VolumeService(config.data_root, self.events.emit)
+        self.networks = NetworkService(config.data_root, config.exec_root, self.events.emit, bridge=config.bridge)
         self.containers = ContainerService(config.data_root, config.exec_root, self.images, self.events.emit,
-                                           default_runtime=config.default_runtime, volumes=self.volumes)
+                                           default_runtime=config.default_runtime, volumes=self.volumes,
+                                           networks=self.networks)
         self.execs = ExecService(self.containers)
 
     async def start(self) -> None:

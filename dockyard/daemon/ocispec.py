@@ -314,10 +314,9 @@ def init_binary() -> str:
 
 def network_mode(host_config: dict) -> str:
     mode = host_config.get("NetworkMode") or "default"
-    if mode in ("default", "bridge", "none", "host"):
-        return mode
-    raise NotSupported(f"network mode {mode!r} is not supported yet: use --network none or --network host "
-                       "(user-defined networks come with the networking issue)")
+    if mode.startswith("container:"):
+        raise NotSupported("joining another container's network (--network container:…) is not supported yet")
+    return mode
 
 
 def environment(config: dict, tty: bool, hostname: str, extra: list[str] | tuple = ()) -> list[str]:
@@ -348,9 +347,10 @@ def replace_or_append(env: list[str], overrides) -> list[str]:
 
 
 def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent: str = "/dockyard",
-          volumes=()) -> dict:
+          volumes=(), netns: str | None = None) -> dict:
     """The OCI spec for a container (see the module docstring for what Docker puts in it);
-    `volumes` are the volume entries of its record (see mounts.py)."""
+    `volumes` are the volume entries of its record (see mounts.py), `netns` the network namespace the
+    engine made for it (bridge networks), else a new one is made (none) or the host's is used."""
     privileged = bool(host_config.get("Privileged"))
     tty = bool(config.get("Tty"))
     entrypoint = list(config.get("Entrypoint") or [])
@@ -402,7 +402,7 @@ def build(cid: str, config: dict, host_config: dict, paths: Paths, cgroup_parent
 
     namespaces = [{"type": "mount"}]
     if mode != "host":
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", "path": netns} if netns else {"type": "network"})
     namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
     if host_config.get("CgroupnsMode") == "private":
         namespaces.append({"type": "cgroup"})

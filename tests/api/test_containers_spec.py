@@ -76,13 +76,13 @@ def test_engine_managed_files_and_hostname(api):
         api.remove(cid)
 
 
-def test_loopback_only_for_network_none_and_default(api):
-    for mode in ("none", "default"):
+def test_network_none_has_a_loopback_only_and_default_adds_the_bridge(api):
+    for mode, names in (("none", ["lo"]), ("default", ["lo", "eth0"])):
         code, out, _ = sh(api, "ip -o link; ip -o addr show lo", HostConfig={"NetworkMode": mode})
         assert code == 0
         links = [line for line in out.splitlines() if ": " in line and "link/" in line]
-        assert len(links) == 1 and "lo:" in links[0] and "UP" in links[0]
-        assert "127.0.0.1/8" in out
+        assert [line.split(": ")[1].split("@")[0] for line in links] == names
+        assert all("UP" in line for line in links) and "127.0.0.1/8" in out
 
 
 def test_network_host_shares_the_hosts_interfaces_and_name(api):
@@ -206,7 +206,8 @@ def test_runc_runs_the_same_container(api):
                         HostConfig={"Runtime": "runc"})
     assert code == 3, err
     lines = out.splitlines()
-    assert len(lines[0]) == 12 and lines[1].split()[1] == "00000000a80425fb" and lines[2] == "1"
+    # lo and eth0: runc joins the network namespace the engine made and plugged into the bridge
+    assert len(lines[0]) == 12 and lines[1].split()[1] == "00000000a80425fb" and lines[2] == "2"
 
 
 @pytest.mark.peers

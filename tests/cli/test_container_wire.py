@@ -197,11 +197,7 @@ def test_create_body_through_both(target, tmp_path):
     assert mine[0][4]["NetworkingConfig"]["EndpointsConfig"]["default"]["NetworkID"] == ""
 
 
-def test_create_with_published_ports(target, tmp_path, request):
-    if target.name == "dockyardd":
-        request.applymarker(pytest.mark.xfail(reason="daemon: no bridge network yet, so dockyardd refuses -p "
-                                                     "(networking issue)", strict=False))
-
+def test_create_with_published_ports(target, tmp_path):
     def scenario(run, name):
         created = run("create", "--name", "{name}", "-l", SESSION_LABEL, "-p", "8080:80", "-p", "53/udp",
                       "--expose", "9000-9001", "bb", "true")

@@ -46,6 +46,8 @@ class Engine:
         self.pidfile = self.root / "dockyardd.pid"
         self.log_path = self.root / "dockyardd.log"
         self.proc: subprocess.Popen | None = None
+        # A default bridge of its own: engines of parallel tests must not share one.
+        self.bridge = "dyt" + os.urandom(4).hex()
 
     @property
     def host(self) -> str:
@@ -53,7 +55,8 @@ class Engine:
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "dockyard.api.dockyardd", "-H", self.host, "--data-root", str(self.data_root),
-                "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile), "--debug", *self.extra_args]
+                "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile), "--bridge", self.bridge, "--debug",
+                *self.extra_args]
 
     def start(self, timeout: float = 30) -> Engine:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the daemon keeps writing to it
@@ -166,7 +169,25 @@ class Engine:
         finally:
             for point in sorted(self.mounts_below(), key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], check=False)
+            self.remove_bridges()
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def remove_bridges(self) -> None:
+        """The bridges (and our firewall rules for them) of this engine's networks: the engine leaves them
+        when it stops, as dockerd leaves docker0."""
+        import json
+
+        from dockyard.network import firewall, links
+
+        bridges = {self.bridge}
+        for record in (self.data_root / "networks").glob("*.json"):
+            try:
+                bridges.add(json.loads(record.read_text())["Engine"]["Bridge"])
+            except (OSError, ValueError, KeyError):
+                continue
+        for bridge in sorted(b for b in bridges if b):
+            firewall.teardown_bridge(bridge)
+            links.remove_bridge(bridge)
 
     # --- clients -------------------------------------------------------------------
 

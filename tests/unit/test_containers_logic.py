@@ -56,7 +56,7 @@ def test_refusals(body, message):
 
 
 def test_unsupported_options_say_so():
-    with pytest.raises(NotSupported, match="network mode"):
+    with pytest.raises(NotSupported, match="joining another container's network"):
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"NetworkMode": "container:abc"}}, {})
     with pytest.raises(InvalidArgument, match="includes invalid characters for a local volume name"):
         containerconfig.normalize({"Cmd": ["x"], "HostConfig": {"Binds": ["bad/vol:/data"]}}, {})
