@@ -197,6 +197,7 @@ class Conn:
         self.pending_stdin = bytearray()   # stdin that arrived before the process existed
         self.stdin_closed = False
         self.close_after_flush = False
+        self.draining = False              # finished: our side is shut; the peer's last words are dropped
         self.held = False                  # not read while the process has HIGH_WATER of its stdin unread
         monitor.reactor.add_reader(self.fd, self._readable)
 
@@ -209,6 +210,8 @@ class Conn:
             data = b""
         if not data:
             self.close()
+            return
+        if self.draining:
             return
         try:
             frames = self.decoder.feed(data)
@@ -279,7 +282,7 @@ class Conn:
         if not self.out:
             self.monitor.reactor.remove_writer(self.fd)
             if self.close_after_flush:
-                self.close()
+                self._shut_down()
                 return
         if len(self.out) < LOW_WATER and self.proc is not None:
             self.proc.resume_output()
@@ -289,11 +292,29 @@ class Conn:
         return len(self.out) > HIGH_WATER
 
     def finish(self) -> None:
-        """Close once everything queued has been sent."""
+        """End the connection once everything queued has been sent."""
         if not self.out:
-            self.close()
+            self._shut_down()
         else:
             self.close_after_flush = True
+
+    def _shut_down(self) -> None:
+        """Half-close, then read (and drop) until the peer closes: closing a unix socket with input still
+        unread resets the connection, and the peer then loses what it had not read of ours yet (an exec's
+        last output, when its client's stdin EOF was on the way). A peer that never closes is cut after
+        DRAIN_TIMEOUT."""
+        if self.closed or self.draining:
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.draining = True
+        if self.held:
+            self.held = False
+            self.monitor.reactor.add_reader(self.fd, self._readable)
+        self.monitor.reactor.call_later(DRAIN_TIMEOUT, self.close)
 
     def close(self) -> None:
         if self.closed:

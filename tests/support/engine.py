@@ -206,7 +206,7 @@ class Engine:
 
     def dockyard(self, *args: str, input: bytes | None = None, timeout: float = 120,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Our installed CLI with `-H` at this engine; output as text unless input is bytes."""
+        """Our installed CLI with `-H` at this engine; its output as bytes."""
         return subprocess.run([DOCKYARD, "-H", self.host, *args], input=input, capture_output=True,
                               timeout=timeout, env=env or self.env())
 
