@@ -11,7 +11,7 @@ SCRIPTS   := dockyard-runtime dockyard dockyardd dockyard-registry
 # Debian packages: what the engine needs at run time, and the peers the tests
 # compare against (runc, podman, dockerd, skopeo, umoci, a registry).
 RUN_DEBS  := busybox-static libseccomp2 iproute2 python3-venv tini
-TEST_DEBS := runc podman docker.io skopeo umoci docker-registry curl
+TEST_DEBS := runc podman docker.io skopeo umoci docker-registry curl docker-compose
 
 .PHONY: demo test install deps test-deps lint bench clean
 

@@ -93,8 +93,12 @@ GROUPS = {
         "remove": "RM",
     }),
 }
-# Aliases are not listed in a group's help.
-_HIDDEN_IN_HELP = {"list", "remove", "ps"}
+# Aliases (and options taken before a subcommand) are not listed in a group's help.
+_HIDDEN_IN_HELP = {"list", "remove", "container ps"}
+
+
+def _listed(group: str, sub: str) -> bool:
+    return not (sub in _HIDDEN_IN_HELP or f"{group} {sub}" in _HIDDEN_IN_HELP or sub.startswith("-"))
 
 _TOP_USAGE = "Usage:  dockyard [OPTIONS] COMMAND [ARG...]"
 
@@ -256,8 +260,7 @@ def _resolve(argv: list[str]) -> tuple[Command, tuple[str, ...], list[str]] | in
         if not rest or rest[0] in ("--help", "-h"):
             from dockyard.cli.flags import group_help
 
-            listing = sorted((sub, _load(module, attr).short) for sub, attr in subs.items()
-                             if sub not in _HIDDEN_IN_HELP)
+            listing = sorted((sub, _load(module, attr).short) for sub, attr in subs.items() if _listed(name, sub))
             # Like docker: asked for help -> stdout; no subcommand -> stderr, status 0 either way.
             (sys.stdout if rest else sys.stderr).write(group_help((name,), short, listing))
             return 0
