@@ -7,7 +7,8 @@ Latency (runs alternate, medians reported):
   - the docker CLI's `run --rm busybox true` against dockyardd
   - the docker CLI's `run --rm bb true` against the peer dockerd   (issue 4: ours <= 0.5 x this)
 The peer's default bridge may be missing on this machine; then both sides run
-with `--network none` (ours ignores the difference: no bridge here yet).
+with `--network none` for the ratios, and ours is also timed on its default
+bridge (`dockyard_run_bridge_ms`: namespace, veth and address included).
 
 Memory (issue 4: <= 1 MiB per running container):
   `--sleepers` detached `sleep` containers on each engine; what the engine adds per
@@ -70,6 +71,8 @@ def latency(engine: Engine, peer: str | None, runs: int, results: dict) -> None:
         "dockyard_run": ([DOCKYARD, "-H", engine.host, "run", "--rm", *net, "busybox", "true"], base),
         "docker_cli_to_dockyardd": ([DOCKER, "run", "--rm", *net, "busybox", "true"], ours_env),
     }
+    if net:
+        commands["dockyard_run_bridge"] = ([DOCKYARD, "-H", engine.host, "run", "--rm", "busybox", "true"], base)
     if peer_env:
         commands["docker_cli_to_dockerd"] = ([DOCKER, "run", "--rm", *net, "bb", "true"], peer_env)
     samples: dict[str, list[float]] = {name: [] for name in commands}

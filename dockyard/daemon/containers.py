@@ -620,7 +620,7 @@ class ContainerService:
         hc = ctr.rec["HostConfig"]
         cfg = ctr.rec["Config"]
         bridged = self._bridged(ctr)
-        if bridged:
+        if bridged and os.path.exists(self.networks.netns_path(ctr.id)):
             # A restart comes before the last run's clean-up (which waits for this lock): undo it now.
             await self._release_networks(ctr)
         try:
