@@ -1,0 +1,1 @@
+"""The builder: Dockerfiles, their context and their layer cache, turned into images by the engine."""
