@@ -19,7 +19,8 @@ from dockyard.client.api import ApiError
 from dockyard.content import Descriptor, digest_of
 from dockyard.images.formats import OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, build_manifest, host_platform
 from dockyard.remotes import Registry
-from tests.integration.test_remotes import (
+from tests.support.dockerd import peer_docker  # noqa: F401  (fixture)
+from tests.support.registry import (
     PASSWORD,
     SKOPEO,
     USER,
@@ -32,7 +33,6 @@ from tests.integration.test_remotes import (
     registry_fixture,
     reply,
 )
-from tests.support.dockerd import peer_docker  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.root
 
