@@ -59,6 +59,7 @@ TOP_LEVEL = {
     "push": ("registry", "PUSH"),
     "login": ("registry", "LOGIN"),
     "logout": ("registry", "LOGOUT"),
+    "build": ("build", "BUILD"),
 }
 
 # management command -> (module, description, {subcommand: attribute or (module, attribute)})
@@ -73,7 +74,7 @@ GROUPS = {
     "image": ("image", "Manage images", {
         "history": "HISTORY", "import": "IMPORT", "inspect": "INSPECT", "load": "LOAD", "ls": "LS",
         "list": "LS", "prune": "PRUNE", "rm": "RM", "remove": "RM", "save": "SAVE", "tag": "TAG",
-        "pull": ("registry", "PULL"), "push": ("registry", "PUSH"),
+        "pull": ("registry", "PULL"), "push": ("registry", "PUSH"), "build": ("build", "BUILD"),
     }),
     "compose": ("compose", "Define and run multi-container applications", {
         "config": "CONFIG", "down": "DOWN", "exec": "EXEC", "logs": "LOGS", "ps": "PS", "pull": "PULL",

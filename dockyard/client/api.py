@@ -278,6 +278,19 @@ class EngineClient:
         for line in response.iter_lines():
             yield loads(line)
 
+    def image_build(self, context_stream: BinaryIO, params: list[tuple[str, str]],
+                    registry_config: str = "e30=") -> Iterator[dict[str, Any]]:
+        """`POST /build`: the context tar streamed chunked from `context_stream` (read to its end before
+        the answer is read), then the build's JSON messages as they arrive. `registry_config` is the
+        X-Registry-Config header (base64 JSON of logins by registry, `e30=` for none)."""
+        headers = {"Content-Type": "application/x-tar", "X-Registry-Config": registry_config}
+        response = self.request("POST", "/build", params, context_stream, headers)
+        try:
+            for line in response.iter_lines():
+                yield loads(line)
+        finally:
+            response.close()
+
     def auth(self, body: dict[str, Any]) -> dict[str, Any]:
         """`POST /auth`: the engine checks a login against the registry."""
         return self.post_json("/auth", None, body)
