@@ -1,0 +1,177 @@
+"""`dockyard build` and the real `docker build` (legacy builder, DOCKER_BUILDKIT=0) against the same dockyardd.
+
+Both CLIs pack the same context, so the `Sending build context` line must agree to the byte; the
+engine's step output must have the same shape (IDs aside); the images must run and hold the same files
+(.dockerignore applied on the client side); `-q`, `--iidfile` and a failing RUN's exit status must match.
+While the engine has no `POST /build` (a 404 "page not found" or a 501), every test here is skipped
+with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from dockyard.client.api import ApiError
+from tests.support.engine import DOCKER
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+_LONG_ID = re.compile(r"sha256:[0-9a-f]{64}")
+_SHORT_ID = re.compile(r"\b[0-9a-f]{12}\b")
+_DEPRECATION = ("DEPRECATED:", "BuildKit is currently disabled", "environment-variable.", "Install the buildx",
+                "            ")
+
+
+@pytest.fixture(scope="module")
+def builds(engine, busybox_image):
+    """The engine, once it is known to serve POST /build."""
+    client = engine.client()
+    try:
+        client.request("POST", "/build", [("version", "1")], b"", {"Content-Type": "application/x-tar"}).read()
+    except ApiError as exc:
+        if exc.status == 501 or (exc.status == 404 and "page not found" in exc.message.lower()):
+            pytest.skip(f"the engine does not serve POST /build yet ({exc.status} {exc.message})")
+    finally:
+        client.close()
+    return engine
+
+
+def docker(engine, *args: str, input: bytes | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    env = engine.env(DOCKER_BUILDKIT="0", DOCKER_CONFIG=str(engine.root / "docker-config"))
+    return subprocess.run([DOCKER, *args], input=input, capture_output=True, timeout=180, env=env, cwd=cwd,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def dockyard(engine, *args: str, input: bytes | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    from tests.support.engine import DOCKYARD
+
+    env = engine.env(DOCKYARD_CONFIG=str(engine.root / "dockyard-config"))
+    return subprocess.run([DOCKYARD, "-H", engine.host, *args], input=input, capture_output=True, timeout=180,
+                          env=env, cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def without_deprecation(stderr: bytes) -> str:
+    """docker's stderr less the legacy builder's DEPRECATED notice (ours has none)."""
+    lines = stderr.decode().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(_DEPRECATION)]
+    return "".join(kept).lstrip("\n")
+
+
+def shape(stdout: bytes) -> list[str]:
+    """Build output with image and container IDs replaced, one entry per line."""
+    text = _LONG_ID.sub("<ID>", stdout.decode())
+    return [_SHORT_ID.sub("<id>", line) for line in text.split("\n")]
+
+
+@pytest.fixture
+def context(tmp_path):
+    root = tmp_path / "ctx"
+    (root / "sub").mkdir(parents=True)
+    (root / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "ARG WHO=nobody\n"
+        "ENV GREETING=hello\n"
+        "COPY . /ctx/\n"
+        'RUN echo "$GREETING $WHO" > /ctx/who.txt\n'
+        'CMD ["cat", "/ctx/who.txt"]\n')
+    (root / ".dockerignore").write_text("# secrets stay home\nsecret.txt\n**/*.log\n!sub/keep.log\n")
+    (root / "a.txt").write_text("a\n")
+    (root / "secret.txt").write_text("s\n")
+    (root / "x.log").write_text("x\n")
+    (root / "sub" / "keep.log").write_text("k\n")
+    (root / "sub" / "drop.log").write_text("d\n")
+    os.chmod(root / "a.txt", 0o751)
+    os.symlink("a.txt", root / "link")
+    return root
+
+
+def test_same_output_shape_and_a_runnable_image(builds, context):
+    ours = dockyard(builds, "build", "--no-cache", "-t", "built-by:dockyard", "--build-arg", "WHO=me", str(context))
+    theirs = docker(builds, "build", "--no-cache", "-t", "built-by:docker", "--build-arg", "WHO=me", str(context))
+    assert theirs.returncode == 0, theirs.stderr.decode()
+    assert ours.returncode == 0, ours.stderr.decode()
+    assert ours.stderr.decode() == without_deprecation(theirs.stderr)
+    want = [line.replace("built-by:docker", "built-by:dockyard") for line in shape(theirs.stdout)]
+    assert shape(ours.stdout) == want
+    # the same tar from both CLIs: the same size on the first line
+    assert ours.stdout.split(b"\r\r\n")[0] == theirs.stdout.split(b"\r\r\n")[0]
+    assert ours.stdout.startswith(b"Sending build context to Docker daemon  ")
+
+    run = dockyard(builds, "run", "--rm", "built-by:dockyard")
+    assert (run.returncode, run.stdout) == (0, b"hello me\n"), run.stderr
+
+
+def test_dockerignore_effects_in_the_image(builds, context):
+    for cli, tag in ((dockyard, "ignore:dockyard"), (docker, "ignore:docker")):
+        result = cli(builds, "build", "-q", "-t", tag, str(context))
+        assert result.returncode == 0, result.stderr.decode()
+    listings = {}
+    for tag in ("ignore:dockyard", "ignore:docker"):
+        run = dockyard(builds, "run", "--rm", tag, "sh", "-c",
+                       "cd /ctx && find . | sort && stat -c '%n %a %u:%g' a.txt && readlink link")
+        assert run.returncode == 0, run.stderr
+        listings[tag] = run.stdout.decode()
+    assert listings["ignore:dockyard"] == listings["ignore:docker"]
+    names = listings["ignore:dockyard"].split()
+    assert "./secret.txt" not in names and "./x.log" not in names and "./sub/drop.log" not in names
+    for kept in ("./Dockerfile", "./.dockerignore", "./a.txt", "./link", "./sub/keep.log", "./who.txt"):
+        assert kept in names
+    assert "a.txt 751 0:0" in listings["ignore:dockyard"]
+
+
+def test_quiet_prints_the_image_id_only(builds, context):
+    ours = dockyard(builds, "build", "-q", str(context))
+    theirs = docker(builds, "build", "-q", str(context))
+    assert ours.returncode == theirs.returncode == 0
+    assert re.fullmatch(rb"sha256:[0-9a-f]{64}\n", ours.stdout), ours.stdout
+    assert re.fullmatch(rb"sha256:[0-9a-f]{64}\n", theirs.stdout), theirs.stdout
+    assert ours.stderr == b"" and without_deprecation(theirs.stderr) == ""
+    image = builds.client().image_inspect(ours.stdout.decode().strip())
+    assert image["Id"] == ours.stdout.decode().strip()
+
+
+def test_iidfile(builds, context, tmp_path):
+    for cli, name in ((dockyard, "ours"), (docker, "theirs")):
+        iid = tmp_path / f"{name}.iid"
+        iid.write_text("stale")
+        result = cli(builds, "build", "--iidfile", str(iid), "-t", f"iid:{name}", str(context))
+        assert result.returncode == 0, result.stderr.decode()
+        content = iid.read_text()
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", content), content
+        assert builds.client().image_inspect(f"iid:{name}")["Id"] == content
+
+
+def test_a_failing_run_step(builds, tmp_path):
+    root = tmp_path / "fail"
+    root.mkdir()
+    (root / "Dockerfile").write_text('FROM busybox\nRUN sh -c "exit 3"\n')
+    ours = dockyard(builds, "build", str(root))
+    theirs = docker(builds, "build", str(root))
+    assert theirs.returncode == 3, theirs.stderr.decode()
+    assert ours.returncode == 3, ours.stderr.decode()
+    assert ours.stderr.decode() == without_deprecation(theirs.stderr)
+    assert ours.stderr.decode().endswith("returned a non-zero code: 3\n")
+    assert shape(ours.stdout) == shape(theirs.stdout)
+
+
+def test_dockerfiles_from_stdin_and_from_outside_the_context(builds, context, tmp_path):
+    outside = tmp_path / "Dockerfile.outside"
+    outside.write_text('FROM busybox\nCOPY a.txt /a.txt\nCMD ["cat", "/a.txt"]\n')
+    built = dockyard(builds, "build", "-q", "-f", str(outside), str(context))
+    assert built.returncode == 0, built.stderr.decode()
+    run = dockyard(builds, "run", "--rm", built.stdout.decode().strip())
+    assert run.stdout == b"a\n"
+
+    built = dockyard(builds, "build", "-q", "-f", "-", str(context), input=outside.read_bytes())
+    assert built.returncode == 0, built.stderr.decode()
+    run = dockyard(builds, "run", "--rm", built.stdout.decode().strip())
+    assert run.stdout == b"a\n"
+
+    built = dockyard(builds, "build", "-q", "-", input=b'FROM busybox\nCMD ["echo", "from stdin"]\n')
+    assert built.returncode == 0, built.stderr.decode()
+    run = dockyard(builds, "run", "--rm", built.stdout.decode().strip())
+    assert run.stdout == b"from stdin\n"
