@@ -495,6 +495,18 @@ def single_dockerfile_tar(content: bytes) -> Iterator[bytes]:
     yield b"\0" * 1024
 
 
+def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """--compress: the context gzipped on the way (the engine sniffs the magic bytes)."""
+    import zlib
+
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        packed = packer.compress(chunk)
+        if packed:
+            yield packed
+    yield packer.flush()
+
+
 class ProgressStream:
     """A file-like body over an iterator of byte strings; counts what was read and draws docker's
     `Sending build context` line (raw progress output) to `out`."""
@@ -695,35 +707,57 @@ def registry_config() -> str:
 
 
 def build_params(opts: dict[str, Any], dockerfile: str) -> list[tuple[str, str]]:
-    """The query, keys sorted as Go's url.Values encodes them (tags in the order given)."""
+    """The query, keys sorted as Go's url.Values encodes them (repeated keys in the order given)."""
     from dockyard.jsonio import dumps
 
-    params: list[tuple[str, str]] = []
+    query: dict[str, list[str]] = {}
+
+    def put(key: str, *values: str) -> None:
+        query.setdefault(key, []).extend(values)
+
     if opts["build_arg"]:
-        params.append(("buildargs", dumps(_kv_map(opts["build_arg"], True))))
+        put("buildargs", dumps(_kv_map(opts["build_arg"], True)))
+    cache_from = [item for value in opts["cache_from"] for item in value.split(",") if item]
+    if cache_from:
+        put("cachefrom", dumps(cache_from))
+    for flag, key in (("cgroup_parent", "cgroupparent"), ("cpu_period", "cpuperiod"), ("cpu_quota", "cpuquota"),
+                      ("cpuset_cpus", "cpusetcpus"), ("cpuset_mems", "cpusetmems"), ("cpu_shares", "cpushares"),
+                      ("memory", "memory"), ("memory_swap", "memswap"), ("shm_size", "shmsize")):
+        if opts[flag]:
+            put(key, str(opts[flag]))
     if dockerfile:
-        params.append(("dockerfile", dockerfile))
+        put("dockerfile", dockerfile)
+    if opts["add_host"]:
+        put("extrahosts", *opts["add_host"])
     if opts["force_rm"]:
-        params.append(("forcerm", "1"))
+        put("forcerm", "1")
+    if opts["isolation"] and opts["isolation"] != "default":
+        put("isolation", opts["isolation"])
     if opts["label"]:
-        params.append(("labels", dumps(_kv_map(opts["label"], False))))
+        put("labels", dumps(_kv_map(opts["label"], False)))
     if opts["network"] and opts["network"] != "default":
-        params.append(("networkmode", opts["network"]))
+        put("networkmode", opts["network"])
     if opts["no_cache"]:
-        params.append(("nocache", "1"))
+        put("nocache", "1")
     if opts["platform"]:
-        params.append(("platform", opts["platform"]))
+        put("platform", opts["platform"])
     if opts["pull"]:
-        params.append(("pull", "1"))
+        put("pull", "1")
     if opts["quiet"]:
-        params.append(("q", "1"))
+        put("q", "1")
     if not opts["rm"]:
-        params.append(("rm", "0"))
-    params.extend(("t", tag) for tag in opts["tag"])
+        put("rm", "0")
+    security = [item for value in opts["security_opt"] for item in value.split(",") if item]
+    if security:
+        put("securityopt", *security)
+    if opts["tag"]:
+        put("t", *opts["tag"])
     if opts["target"]:
-        params.append(("target", opts["target"]))
-    params.append(("version", "1"))
-    return params
+        put("target", opts["target"])
+    if opts["ulimit"]:
+        put("ulimits", dumps(opts["ulimit"]))
+    put("version", "1")
+    return [(key, value) for key in sorted(query) for value in query[key]]
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -770,6 +804,8 @@ def render_messages(messages: Any, out: Any, on_aux: Callable[[Any], None]) -> N
 
 
 def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
+    if opts["squash"]:
+        raise CliError('"--squash" is only supported on a Docker daemon with experimental features enabled')
     context = args[0]
     dockerfile_opt = opts["file"]
     quiet = opts["quiet"]
@@ -834,6 +870,8 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
             raise CliError(f"Removing image ID file: remove {iidfile}: {(exc.strerror or str(exc)).lower()}") \
                 from None
 
+    if opts["compress"]:
+        chunks = gzip_chunks(chunks)
     body = ProgressStream(chunks, progress_out)
     image_id = ""
 
@@ -866,14 +904,54 @@ def _random_dockerfile_name() -> str:
     return ".dockerfile." + os.urandom(10).hex()
 
 
+def _bytes(text: str) -> int:
+    from dockyard.cli import values
+
+    return values.memory(text)
+
+
+def _swap(text: str) -> int:
+    from dockyard.cli import values
+
+    return values.memory_swap(text)
+
+
+def _int(text: str) -> int:
+    from dockyard.cli import values
+
+    return values.go_parse_int(text)
+
+
+def _ulimit(text: str) -> dict[str, Any]:
+    from dockyard.cli import values
+
+    return values.ulimit(text)
+
+
 BUILD = Command(
     ("build",), "[OPTIONS] PATH | URL | -", "Build an image from a Dockerfile",
     [
+        Flag("add-host", "", LIST, 'Add a custom host-to-IP mapping ("host:ip")', metavar="list"),
         Flag("build-arg", "", LIST, "Set build-time variables", metavar="list", check=_build_arg),
+        Flag("cache-from", "", LIST, "Images to consider as cache sources", metavar="strings"),
+        Flag("cgroup-parent", "", STRING, 'Set the parent cgroup for the "RUN" instructions during build'),
+        Flag("compress", "", BOOL, "Compress the build context using gzip"),
+        Flag("cpu-period", "", STRING, "Limit the CPU CFS (Completely Fair Scheduler) period", metavar="int",
+             check=_int, default=0),
+        Flag("cpu-quota", "", STRING, "Limit the CPU CFS (Completely Fair Scheduler) quota", metavar="int",
+             check=_int, default=0),
+        Flag("cpu-shares", "c", STRING, "CPU shares (relative weight)", metavar="int", check=_int, default=0),
+        Flag("cpuset-cpus", "", STRING, "CPUs in which to allow execution (0-3, 0,1)"),
+        Flag("cpuset-mems", "", STRING, "MEMs in which to allow execution (0-3, 0,1)"),
+        Flag("disable-content-trust", "", BOOL, "Skip image verification", default=True, shown_default="true"),
         Flag("file", "f", STRING, 'Name of the Dockerfile (Default is "PATH/Dockerfile")'),
         Flag("force-rm", "", BOOL, "Always remove intermediate containers"),
         Flag("iidfile", "", STRING, "Write the image ID to the file"),
+        Flag("isolation", "", STRING, "Container isolation technology"),
         Flag("label", "", LIST, "Set metadata for an image", metavar="list"),
+        Flag("memory", "m", STRING, "Memory limit", metavar="bytes", check=_bytes, default=0),
+        Flag("memory-swap", "", STRING, "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+             metavar="bytes", check=_swap, default=0),
         Flag("network", "", STRING, "Set the networking mode for the RUN instructions during build",
              default="default", shown_default='"default"'),
         Flag("no-cache", "", BOOL, "Do not use cache when building the image"),
@@ -883,8 +961,12 @@ BUILD = Command(
         Flag("quiet", "q", BOOL, "Suppress the build output and print image ID on success"),
         Flag("rm", "", BOOL, "Remove intermediate containers after a successful build", default=True,
              shown_default="true"),
+        Flag("security-opt", "", LIST, "Security options", metavar="strings"),
+        Flag("shm-size", "", STRING, 'Size of "/dev/shm"', metavar="bytes", check=_bytes, default=0),
+        Flag("squash", "", BOOL, "Squash newly built layers into a single new layer"),
         Flag("tag", "t", LIST, 'Name and optionally a tag in the "name:tag" format', metavar="list", check=_tag),
         Flag("target", "", STRING, "Set the target build stage to build."),
+        Flag("ulimit", "", LIST, "Ulimit options", metavar="ulimit", check=_ulimit, shown_default="[]"),
     ],
     run_build, min_args=1, max_args=1, aliases=("image build", "build", "builder build"),
 )

@@ -175,3 +175,14 @@ def test_dockerfiles_from_stdin_and_from_outside_the_context(builds, context, tm
     assert built.returncode == 0, built.stderr.decode()
     run = dockyard(builds, "run", "--rm", built.stdout.decode().strip())
     assert run.stdout == b"from stdin\n"
+
+
+def test_help_is_docker_s(tmp_path):
+    from tests.support.engine import DOCKYARD
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKYARD_HOST")}
+    env.update(DOCKER_BUILDKIT="0", DOCKER_CONFIG=str(tmp_path / "docker-config"))
+    ours = subprocess.run([DOCKYARD, "build", "--help"], capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    theirs = subprocess.run([DOCKER, "build", "--help"], capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    assert ours.returncode == theirs.returncode == 0
+    assert ours.stdout.decode() == theirs.stdout.decode().replace("docker", "dockyard")

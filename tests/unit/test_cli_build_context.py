@@ -529,3 +529,37 @@ def test_modes_of_regular_files_keep_special_bits(tmp_path):
 ])
 def test_classes_and_escapes_as_docker_reads_them(pattern, path, excluded):
     assert PatternMatcher([pattern]).matches(path)[0] is excluded
+
+
+def test_resource_and_host_flags_in_the_query(context, no_logins, capsys):
+    status, fake = _run(["--add-host", "a:1.2.3.4", "--add-host", "b:5.6.7.8", "--cache-from", "x:1",
+                         "--cache-from", "y,z", "--cgroup-parent", "cg", "--cpu-period", "100000", "--cpu-quota",
+                         "50000", "-c", "512", "--cpuset-cpus", "0-1", "--cpuset-mems", "0", "--isolation", "default",
+                         "-m", "64m", "--memory-swap", "128m", "--security-opt", "seccomp=unconfined", "--shm-size",
+                         "32m", "--ulimit", "nofile=1024:2048", str(context)])
+    assert status == 0
+    # what docker build (CLI 28) sent for the same flags
+    assert fake.calls[0][0] == [
+        ("cachefrom", '["x:1","y","z"]'), ("cgroupparent", "cg"), ("cpuperiod", "100000"), ("cpuquota", "50000"),
+        ("cpusetcpus", "0-1"), ("cpusetmems", "0"), ("cpushares", "512"), ("dockerfile", "Dockerfile"),
+        ("extrahosts", "a:1.2.3.4"), ("extrahosts", "b:5.6.7.8"), ("memory", "67108864"), ("memswap", "134217728"),
+        ("securityopt", "seccomp=unconfined"), ("shmsize", "33554432"),
+        ("ulimits", '[{"Name":"nofile","Hard":2048,"Soft":1024}]'), ("version", "1"),
+    ]
+
+
+def test_compress_gzips_the_context(context, no_logins, capsys):
+    import gzip
+
+    status, fake = _run(["--compress", str(context)])
+    assert status == 0
+    body = fake.calls[0][2]
+    assert body[:3] == b"\x1f\x8b\x08"
+    assert "Dockerfile" in _members(gzip.decompress(body))
+
+
+def test_squash_needs_an_experimental_daemon(context, no_logins, capsys):
+    status, fake = _run(["--squash", str(context)])
+    assert status == 1 and fake.calls == []
+    assert capsys.readouterr().err == '"--squash" is only supported on a Docker daemon with experimental features ' \
+                                      "enabled\n"
