@@ -428,6 +428,54 @@ def context_entries(root: str, matcher: PatternMatcher) -> Iterator[tuple[str, o
     yield from walk("")
 
 
+def validate_context(root: str, excludes: list[str]) -> None:
+    """build.ValidateContextDirectory: before anything is sent, every directory that is not ignored must be
+    listable and every file readable (symlinks and fifos are not opened). Raises CliError in docker's words."""
+    import errno
+    import stat
+
+    try:
+        matcher = PatternMatcher(excludes)
+        matcher.compile()
+    except PatternError as exc:
+        raise CliError(f"error checking context: {exc}") from None
+
+    def fail(path: str, exc: OSError) -> None:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise CliError(f"error checking context: can't stat '{path}'")
+        if exc.errno == errno.ENOENT:
+            raise CliError(f"error checking context: file ('{path}') not found or excluded by .dockerignore")
+        raise CliError(f"error checking context: lstat {path}: {(exc.strerror or str(exc)).lower()}")
+
+    def walk(path: str, rel: str) -> None:
+        try:
+            names = sorted(os.listdir(path), key=os.fsencode)
+        except OSError as exc:
+            fail(path, exc)
+            return
+        for name in names:
+            child = os.path.join(path, name)
+            child_rel = f"{rel}/{name}" if rel else name
+            try:
+                st = os.lstat(child)
+            except OSError as exc:
+                fail(child, exc)
+                continue
+            if matcher.patterns and matcher.matches(child_rel)[0]:
+                continue  # ignored (a directory with all below it)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                walk(child, child_rel)
+            elif not (stat.S_ISLNK(mode) or stat.S_ISFIFO(mode)):
+                try:
+                    os.close(os.open(child, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC))
+                except OSError as exc:
+                    if exc.errno in (errno.EACCES, errno.EPERM):
+                        raise CliError(f"error checking context: no permission to read from '{child}'") from None
+
+    walk(root, "")
+
+
 def context_tar(root: str, matcher: PatternMatcher, extra_dockerfile: tuple[str, bytes] | None = None
                 ) -> Iterator[bytes]:
     """The context directory as a tar stream, piece by piece. `extra_dockerfile` is (name, content) of a
@@ -846,6 +894,7 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
             excludes = []
         except OSError as exc:
             raise CliError(f"error reading .dockerignore: {(exc.strerror or str(exc)).lower()}") from None
+        validate_context(root, excludes)
         excludes = trim_build_files(excludes, rel_dockerfile, from_stdin)
         try:
             matcher = PatternMatcher(excludes)

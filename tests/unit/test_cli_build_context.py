@@ -563,3 +563,66 @@ def test_squash_needs_an_experimental_daemon(context, no_logins, capsys):
     assert status == 1 and fake.calls == []
     assert capsys.readouterr().err == '"--squash" is only supported on a Docker daemon with experimental features ' \
                                       "enabled\n"
+
+
+def _as_nobody(func):
+    """Run `func` without root's access override (a forked child as nobody when we are root); its
+    CliError message, or "" when it passed."""
+    from dockyard.cli.main import CliError
+
+    def attempt() -> str:
+        try:
+            func()
+        except CliError as exc:
+            return exc.message
+        return ""
+
+    if os.geteuid() != 0:
+        return attempt()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write_end, attempt().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        message = f.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.fixture
+def open_tmp():
+    """A directory everyone can reach (pytest's tmp_path is under a root-only directory)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="dockyard-build-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_unreadable_context_files_fail_before_anything_is_sent(open_tmp):
+    root = open_tmp / "ctx"
+    (root / "sub").mkdir(parents=True)
+    (root / "Dockerfile").write_text("FROM bb\n")
+    (root / "secret").write_text("s\n")
+    (root / "sub" / "f").write_text("f\n")
+    os.chmod(root, 0o755)
+    os.chmod(root / "secret", 0)
+    os.mkfifo(root / "fifo", 0)  # fifos are not opened
+    # docker build's words for the same trees (CLI 28, run as nobody)
+    assert _as_nobody(lambda: build.validate_context(str(root), [])) == \
+        f"error checking context: no permission to read from '{root}/secret'"
+    assert _as_nobody(lambda: build.validate_context(str(root), ["secret"])) == ""
+    os.chmod(root / "sub", 0o700)
+    assert _as_nobody(lambda: build.validate_context(str(root), ["secret"])) == \
+        f"error checking context: can't stat '{root}/sub'"
+    assert _as_nobody(lambda: build.validate_context(str(root), ["secret", "sub"])) == ""
