@@ -206,6 +206,7 @@ class ContainerService:
         self.volumes = volumes
         if volumes is not None:
             volumes.recorded = self._volume_users
+        self.health = None  # the HealthMonitor (health.py), set by the exec service (probes are execs)
         self.networks = networks
         if networks is not None:
             networks.container_name = lambda cid: self._ctrs[cid].name if cid in self._ctrs else cid[:12]
@@ -342,6 +343,10 @@ class ContainerService:
             for ctr in list(self._ctrs.values()):
                 if ctr.running and ctr.engine.get("Volumes"):
                     await self._run_blocking(self.volumes.adopt, ctr.id, ctr.engine["Volumes"])
+        if self.health is not None:
+            for ctr in list(self._ctrs.values()):
+                if ctr.running:
+                    self.health.start(ctr)
         if self.networks is not None:
             for ctr in list(self._ctrs.values()):
                 if ctr.running and self._bridged(ctr):
@@ -659,6 +664,8 @@ class ContainerService:
         ctr.engine["Generation"] = generation
         ctr.run_done = asyncio.Event()
         self.emit(ctr, "start")
+        if self.health is not None:
+            self.health.start(ctr)
         early, ctr.early_exit = ctr.early_exit, None
         if early is not None and early[2] == generation:
             self._exited(ctr, *early)
@@ -782,6 +789,8 @@ class ContainerService:
             asyncio.ensure_future(self._ack(ctr.id, generation))
             return
         state = ctr.state
+        if self.health is not None:
+            self.health.stop(ctr)
         ran_for = max(0.0, parse_time(finished_at) - parse_time(state["StartedAt"]))
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=code,
                      FinishedAt=finished_at, Error=error, OOMKilled=oom_killed)
@@ -1557,6 +1566,8 @@ class ContainerService:
         for ctr in self._ctrs.values():
             if ctr.restart_timer is not None:
                 ctr.restart_timer.cancel()
+        if self.health is not None:
+            await self.health.close()
         await self.monitor.close()
 
 

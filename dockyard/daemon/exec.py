@@ -70,9 +70,12 @@ class Exec:
 
 class ExecService:
     def __init__(self, containers: ContainerService):
+        from .health import HealthMonitor
+
         self.containers = containers
         self.execs: dict[str, Exec] = {}
         containers.exec_exit_handler = self._on_exit
+        containers.health = HealthMonitor(containers, self)  # health checks are execs
 
     def get(self, exec_id: str) -> Exec:
         ex = self.execs.get(exec_id)

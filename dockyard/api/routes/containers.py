@@ -54,8 +54,10 @@ def status_text(state: dict) -> str:
     if state.get("Restarting"):
         return f"Restarting ({state['ExitCode']}) {human_duration(current - parse_time(state['FinishedAt']))} ago"
     if state.get("Running"):
+        from dockyard.daemon.health import status_suffix
+
         text = "Up " + human_duration(current - parse_time(state["StartedAt"]))
-        return text + " (Paused)" if state.get("Paused") else text
+        return text + " (Paused)" if state.get("Paused") else text + status_suffix(state)
     if state.get("StartedAt", ZERO_TIME) == ZERO_TIME or state.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
         return "Created"
     return f"Exited ({state['ExitCode']}) {human_duration(current - parse_time(state['FinishedAt']))} ago"
