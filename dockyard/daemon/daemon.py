@@ -40,6 +40,9 @@ class Daemon:
                                            default_runtime=config.default_runtime, volumes=self.volumes,
                                            networks=self.networks)
         self.execs = ExecService(self.containers)
+        from dockyard.daemon.build import BuildService
+
+        self.builds = BuildService(config.data_root, self.images, self.containers)
 
     async def start(self) -> None:
         """Work that needs the event loop: containers are reconciled with the monitor."""

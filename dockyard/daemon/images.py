@@ -598,7 +598,8 @@ class ImageService:
     def store_staged(self, staging: Staging, images: list[StagedImage], action: str = "load",
                      messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None,
                      on_layer: Callable | None = None,
-                     event: Callable[[StagedImage], tuple[str, dict]] | None = None) -> None:
+                     event: Callable[[StagedImage], tuple[str, dict]] | None = None,
+                     parents: dict[str, str] | None = None) -> None:
         """Unpack, then store the staged images and their names, atomically as seen from outside.
 
         The one way images enter the store (load, import, OCI layouts, commit,
@@ -606,7 +607,8 @@ class ImageService:
         after every layer unpacked, and `emit(action, …)` follows each image
         (its actor and attributes from `event(image)` when given, as a pull
         names the reference).  `on_layer(source, fresh)` follows each layer's
-        unpacking; an image's `digest_names` become digest references.
+        unpacking; an image's `digest_names` become digest references;
+        `parents` maps image IDs to their parent image (a build's steps).
         """
         claims = []
         for image in images:
@@ -626,7 +628,8 @@ class ImageService:
                                        on_layer=on_layer, prefetch=prefetch)
                 records.append(ImageRecord(
                     image.id, image.manifest_digest, image.manifest_type, image.config.created,
-                    sum(layer.size for layer in layers), image.config.labels, tuple(layers)))
+                    sum(layer.size for layer in layers), image.config.labels, tuple(layers),
+                    parent=(parents or {}).get(image.id, "")))
             with self._lock:
                 needed = set()
                 for image in images:

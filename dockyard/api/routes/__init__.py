@@ -10,7 +10,7 @@ import importlib
 
 from dockyard.api.routing import Router
 
-MODULES = ("system", "images", "containers", "exec", "volumes", "networks", "auth")
+MODULES = ("system", "images", "containers", "exec", "volumes", "networks", "auth", "build")
 
 
 def build_router(modules: tuple[str, ...] = MODULES) -> Router:

@@ -1,0 +1,237 @@
+"""Builds: the engine's side of `POST /build` (the builder's `BuildWorker`).
+
+The builder (dockyard/builder) runs in a worker thread and asks this module
+for what needs the engine: base images (pulled when missing, through the
+image service's pull), RUN steps as real containers (the container
+service's create/start/logs/wait/remove, Docker's defaults, the default
+bridge unless `networkmode` says otherwise), layers from a container's
+changes or from files written into a fresh snapshot (COPY/ADD), and new
+images through `ImageService.store_staged`, each step's image recording its
+parent (so `images` hides them as intermediate images).
+
+    <data-root>/builder/cache/   the layer cache (builder/cache.py)
+    <data-root>/builder/tmp/     unpacked contexts, while a build runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+
+from ..builder.cache import BuildCache
+from ..builder.context import BuildContext
+from ..builder.dispatch import BuildFailed, BuildOptions, run_build
+from ..content import Descriptor
+from ..diff import Whiteouts, write_tree
+from ..errors import EngineError, NotFound, NotSupported
+from ..images.formats import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, build_manifest, canonical_json, parse_config
+from ..images.reference import parse_repository_tag
+from ..images.staging import StagedImage, Staging
+from ..snapshots import mount_all, unmount_all
+
+
+class BuildService:
+    def __init__(self, data_root: str, images, containers):
+        self.data_root = data_root
+        self.images = images
+        self.containers = containers
+        self.dir = os.path.join(data_root, "builder")
+        self.cache = BuildCache(os.path.join(self.dir, "cache"))
+        self.tmp = os.path.join(self.dir, "tmp")
+
+    def build(self, body, options: BuildOptions, emit: Callable[[dict], None], loop: asyncio.AbstractEventLoop,
+              auth: dict | None = None) -> str:
+        """Run a whole build in the calling (worker) thread; `body` is the context tar stream."""
+        os.makedirs(self.tmp, exist_ok=True)
+        context = BuildContext.from_tar(body, self.tmp)
+        try:
+            worker = _Worker(self, loop, auth or {})
+            try:
+                return run_build(worker, self.cache, context, options, emit)
+            finally:
+                worker.cleanup()
+        finally:
+            context.close()
+
+
+class _Worker:
+    def __init__(self, service: BuildService, loop: asyncio.AbstractEventLoop, auth: dict):
+        self.service = service
+        self.images = service.images
+        self.containers = service.containers
+        self.loop = loop
+        self.auth = auth
+        self._containers: list[str] = []
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    # -- images -------------------------------------------------------------------------------
+    def image(self, name: str, pull: bool) -> tuple[str, dict]:
+        try:
+            if pull:
+                raise NotFound(name)
+            image_id = self.images.resolve(name)
+        except NotFound:
+            from ..images.reference import parse
+            from ..remotes.auth import AuthConfig
+
+            ref = parse(name).with_default_tag()
+            creds = self.auth.get(ref.domain) or {}
+            auth = AuthConfig.from_json(creds) if creds else None
+            ids = self.images.pull(ref, auth)
+            image_id = ids[0] if ids else self.images.resolve(name)
+        return image_id, json.loads(self.images.content.read(image_id))
+
+    def exists(self, image_id: str) -> bool:
+        return self.images.store.get(image_id) is not None
+
+    def _store(self, parent_id: str, doc: dict, staging: Staging, extra: Descriptor | None) -> str:
+        raw = canonical_json(doc)
+        config_digest = staging.add_bytes(raw)
+        layers = []
+        if parent_id:
+            parent = self.images.store.get(parent_id)
+            layers = [Descriptor(rec.media_type, rec.blob, rec.blob_size) for rec in parent.layers]
+        if extra is not None:
+            layers.append(extra)
+        manifest = build_manifest(Descriptor(OCI_CONFIG, config_digest, len(raw)), layers)
+        staging.add_bytes(manifest)
+        image = StagedImage(parse_config(raw), config_digest, manifest, OCI_MANIFEST, tuple(layers), ())
+        self.images.store_staged(staging, [image], action="build", parents={image.id: parent_id},
+                                 event=lambda img: (img.id, {}))
+        return image.id
+
+    def store_config(self, parent_id: str, doc: dict) -> str:
+        with Staging(self.images.content) as staging:
+            return self._store(parent_id, doc, staging, None)
+
+    def _layer_image(self, upper: str, parent_id: str, doc: dict) -> str:
+        with tempfile.TemporaryFile(dir=self.images.data_root) as layer, Staging(self.images.content) as staging:
+            result = write_tree(upper, layer, Whiteouts.OVERLAY)
+            layer.seek(0)
+            digest = staging.add_stream(layer, result.size, result.diff_id)
+            doc = dict(doc)
+            doc["rootfs"] = {"type": "layers",
+                             "diff_ids": list((doc.get("rootfs") or {}).get("diff_ids") or []) + [result.diff_id]}
+            return self._store(parent_id, doc, staging, Descriptor(OCI_LAYER, digest, result.size))
+
+    def _check_overlay(self) -> None:
+        if self.images.snapshotter.name != "overlayfs":
+            raise NotSupported("building images needs the overlay snapshotter")
+
+    # -- RUN -----------------------------------------------------------------------------------
+    def run(self, parent_id: str, run_config: dict, network_mode: str, started, output) -> tuple[str, int]:
+        from .logs import LogQuery
+
+        self._check_overlay()
+        body = dict(run_config)
+        body["Image"] = parent_id
+        body["HostConfig"] = {"NetworkMode": network_mode or "default"}
+        body["AttachStdout"] = body["AttachStderr"] = True
+        cid, _ = self._call(self.containers.create(None, body))
+        self._containers.append(cid)
+        started(cid)
+        self._call(self.containers.start(cid))
+
+        async def follow() -> None:
+            _, chunks = self.containers.logs(cid, LogQuery(), True)
+            buffer = b""
+            async for chunk in chunks:
+                buffer += chunk
+                while len(buffer) >= 8:
+                    size = struct.unpack(">I", buffer[4:8])[0]
+                    if len(buffer) < 8 + size:
+                        break
+                    data, buffer = buffer[8:8 + size], buffer[8 + size:]
+                    await asyncio.get_running_loop().run_in_executor(None, output, data)
+
+        self._call(follow())
+
+        async def wait() -> int:
+            result = self.containers.wait_for(cid, "not-running")
+            code, _ = await result()
+            return code
+
+        return cid, self._call(wait())
+
+    def commit_container(self, container_id: str, parent_id: str, doc: dict) -> str:
+        doc = dict(doc, container=container_id)
+        return self._layer_image(self.images.container_upper_dir(container_id), parent_id, doc)
+
+    def remove_container(self, container_id: str) -> None:
+        with contextlib.suppress(EngineError):
+            self._call(self.containers.remove(container_id, force=True, internal=True))
+        if container_id in self._containers:
+            self._containers.remove(container_id)
+
+    def keep_container(self, container_id: str) -> None:
+        if container_id in self._containers:
+            self._containers.remove(container_id)
+
+    def cleanup(self) -> None:
+        """Containers of a build that was interrupted mid-step (the client went away) are removed."""
+        for cid in list(self._containers):
+            self.remove_container(cid)
+
+    # -- COPY / ADD ----------------------------------------------------------------------------------
+    def _top_chain(self, image_id: str) -> str | None:
+        if not image_id:
+            return None
+        record = self.images.store.get(image_id)
+        return record.top_chain if record else None
+
+    @contextlib.contextmanager
+    def _snapshot(self, image_id: str, writable: bool) -> Iterator[tuple[str, str]]:
+        """A temporary snapshot on top of `image_id`, mounted: (snapshot key, mount point)."""
+        snap = self.images.snapshotter
+        key = ("build-" if writable else "build-view-") + os.urandom(16).hex()
+        make = snap.prepare if writable else snap.view
+        mounts = make(key, self._top_chain(image_id), {"dockyard.build": "true"})
+        root = tempfile.mkdtemp(prefix="build-root-", dir=self.service.tmp)
+        try:
+            mount_all(mounts, root)
+            try:
+                yield key, root
+            finally:
+                unmount_all(root)
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(root)
+            snap.remove(key)
+
+    def add_layer(self, parent_id: str, doc: dict, fill) -> str:
+        self._check_overlay()
+        with self._snapshot(parent_id, True) as (key, root):
+            fill(root)
+            unmount_all(root)  # the layer is read from the upper directory, unmounted
+            return self._layer_image(self.images.snapshotter.upper_dir(key), parent_id, doc)
+
+    @contextlib.contextmanager
+    def mounted(self, image_id: str) -> Iterator[str]:
+        with self._snapshot(image_id, False) as (_, root):
+            yield root
+
+    def tag(self, image_id: str, names: tuple[str, ...]) -> None:
+        for name in names:
+            repo, tag = _split_tag(name)
+            try:
+                parse_repository_tag(repo, tag)
+            except EngineError as err:
+                raise BuildFailed(err.message) from None
+            self.images.tag(image_id, repo, tag)
+
+
+def _split_tag(name: str) -> tuple[str, str | None]:
+    if "@" in name:
+        return name, None
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:]
+    return name, None
