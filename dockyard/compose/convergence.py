@@ -344,7 +344,12 @@ class Compose:
     def _wait_dependencies(self, service: model.Service, selected: list[model.Service]) -> None:
         chosen = {s.name for s in selected}
         for dep in service.depends_on:
-            if dep.condition != "service_completed_successfully" or dep.service not in chosen:
+            if dep.service not in chosen:
+                continue
+            if dep.condition == "service_healthy":
+                self._wait_healthy(dep.service)
+                continue
+            if dep.condition != "service_completed_successfully":
                 continue
             for summary in self.containers([dep.service]):
                 resource = container_resource(summary_name(summary))
@@ -356,6 +361,31 @@ class Compose:
                     self._say(resource, "Error")
                     raise ComposeError(f'service "{dep.service}" didn\'t complete successfully: exit {code}')
                 self._say(resource, "Exited")
+
+    def _wait_healthy(self, service: str, deadline: float = 600.0) -> None:
+        """compose's service_healthy: every container of the service reports healthy (an unhealthy one, or
+        one without a check, is an error)."""
+        import time
+
+        for summary in self.containers([service]):
+            name = summary_name(summary)
+            resource = container_resource(name)
+            self._say(resource, "Waiting")
+            end = time.monotonic() + deadline
+            while True:
+                state = self.client.container_inspect(summary["Id"]).get("State") or {}
+                status = (state.get("Health") or {}).get("Status")
+                if status == "healthy":
+                    self._say(resource, "Healthy")
+                    break
+                if status is None:
+                    raise ComposeError(f"container {name} has no healthcheck configured")
+                if status == "unhealthy" or not state.get("Running"):
+                    self._say(resource, "Error")
+                    raise ComposeError(f"dependency failed to start: container {name} is unhealthy")
+                if time.monotonic() > end:
+                    raise ComposeError(f"container {name} did not become healthy in {int(deadline)}s")
+                time.sleep(0.1)
 
     def stop(self, summaries: list[dict[str, Any]], timeout: int | None = None) -> None:
         """Stop containers, dependents before what they depend on, each level at once."""

@@ -427,14 +427,14 @@ SUPPORTED_SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes", "depends_on",
     "restart", "networks", "network_mode", "labels", "working_dir", "user", "hostname", "domainname",
     "container_name", "tty", "stdin_open", "init", "read_only", "privileged", "cap_add", "cap_drop", "mem_limit",
-    "stop_signal", "stop_grace_period", "tmpfs", "extra_hosts", "dns", "deploy", "scale",
+    "stop_signal", "stop_grace_period", "tmpfs", "extra_hosts", "dns", "deploy", "scale", "healthcheck",
 }
 # Keys of the Compose spec that dockyard compose does not handle yet (refused by name).
 SPEC_ONLY_SERVICE_KEYS = {
     "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "configs", "cpu_count", "cpu_percent",
     "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset",
     "credential_spec", "develop", "device_cgroup_rules", "devices", "dns_opt", "dns_search", "external_links",
-    "extends", "group_add", "healthcheck", "ipc", "isolation", "label_file", "links", "logging", "mac_address",
+    "extends", "group_add", "ipc", "isolation", "label_file", "links", "logging", "mac_address",
     "mem_reservation", "mem_swappiness", "memswap_limit", "oom_kill_disable", "oom_score_adj", "pid",
     "pids_limit", "platform", "profiles", "pull_policy", "runtime", "secrets", "security_opt", "shm_size",
     "stop_timeout", "storage_opt", "sysctls", "ulimits", "userns_mode", "uts", "volumes_from", "gpus", "models",
@@ -504,6 +504,8 @@ def normalize_service(name: str, raw: Any, where: _Where, project_dir: str,
             out[key] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else _str(value, at)
         elif key == "extra_hosts":
             out[key] = _extra_hosts(value, at)
+        elif key == "healthcheck":
+            out[key] = _healthcheck(value, at)
         elif key == "scale":
             out[key] = _int(value, at)
         elif key == "deploy":
@@ -533,6 +535,31 @@ def _env_files(value: Any, where: _Where, project_dir: str) -> list[dict[str, An
     return out
 
 
+def _healthcheck(value: Any, where: _Where) -> dict[str, Any]:
+    """A service's healthcheck as the Engine API's Healthcheck (durations in ns; `disable` is NONE)."""
+    spec = _dict(value or {}, where)
+    _only(spec, where, {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"})
+    if _bool(spec.get("disable", False), where / "disable"):
+        return {"Test": ["NONE"]}
+    out: dict[str, Any] = {}
+    if "test" in spec:
+        test = spec["test"]
+        if isinstance(test, str):
+            out["Test"] = ["CMD-SHELL", test]
+        else:
+            items = [_str(t, where / "test" / i) for i, t in enumerate(_list(test, where / "test"))]
+            if not items or items[0] not in ("CMD", "CMD-SHELL", "NONE"):
+                raise (where / "test").error("must start with CMD, CMD-SHELL or NONE")
+            out["Test"] = items
+    for key, field in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
+                       ("start_interval", "StartInterval")):
+        if key in spec:
+            out[field] = int(parse_duration(spec[key], where / key) * 1_000_000_000)
+    if "retries" in spec:
+        out["Retries"] = _int(spec["retries"], where / "retries")
+    return out
+
+
 def _depends_on(value: Any, where: _Where) -> dict[str, dict[str, Any]]:
     if isinstance(value, list):
         return {_str(item, where / i): {"condition": "service_started", "required": True}
@@ -545,9 +572,6 @@ def _depends_on(value: Any, where: _Where) -> dict[str, dict[str, Any]]:
         if condition not in _DEPENDS_CONDITIONS:
             raise (where / name / "condition").error(f"must be one of {', '.join(_DEPENDS_CONDITIONS)}: "
                                                      f"{condition!r}")
-        if condition == "service_healthy":
-            raise (where / name / "condition").error("service_healthy is not supported by dockyard compose yet "
-                                                     "(no health checks)")
         entry = {"condition": condition, "required": _bool(spec.get("required", True), where / name / "required")}
         if "restart" in spec:
             entry["restart"] = _bool(spec["restart"], where / name / "restart")
@@ -947,7 +971,7 @@ def _service(name: str, raw: dict[str, Any], scale: int) -> model.Service:
         stop_grace_period=parse_duration(grace, _Where(f"services.{name}.stop_grace_period"))
         if grace is not None else None,
         tmpfs=tuple(raw.get("tmpfs") or ()), extra_hosts=tuple(raw.get("extra_hosts") or ()),
-        dns=tuple(raw.get("dns") or ()), scale=scale, canonical=raw,
+        dns=tuple(raw.get("dns") or ()), scale=scale, healthcheck=raw.get("healthcheck"), canonical=raw,
     )
 
 

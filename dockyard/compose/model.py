@@ -109,6 +109,7 @@ class Service:
     extra_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
     scale: int = 1
+    healthcheck: dict[str, Any] | None = field(default=None, compare=False)  # the Engine API's Healthcheck
     # The service as `config` prints it; the config hash is taken over it.
     canonical: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -196,6 +196,8 @@ def create_body(project: model.Project, service: model.Service, number: int, *, 
     }
     if service.stop_signal:
         body["StopSignal"] = service.stop_signal
+    if service.healthcheck is not None:
+        body["Healthcheck"] = service.healthcheck
     if service.stop_grace_period is not None:
         body["StopTimeout"] = int(service.stop_grace_period)
     if service.network_mode:

@@ -34,9 +34,7 @@ def compose(engine, directory, *args, timeout: float = 120):
     return dockyard(engine, "compose", "-f", str(directory / "compose.yaml"), *args, timeout=timeout)
 
 
-# No stdin: the engine loses an exec's output now and then when stdin is attached and at its end at once
-# (`docker exec -i c echo hi </dev/null` shows it too); compose attaches stdin unless told otherwise.
-EXEC = ("exec", "-T", "--interactive=false")
+EXEC = ("exec", "-T")
 
 
 def ok(result) -> str:
@@ -334,6 +332,39 @@ def test_depends_on_completed_successfully(engine, busybox_image, tmp_path):
         assert 'service "setup" didn\'t complete successfully: exit 3' in failed.stderr
     finally:
         ok(compose(engine, directory, "down", "-v"))
+
+
+def test_depends_on_service_healthy(engine, busybox_image, tmp_path):
+    """A healthcheck in the file becomes the container's; service_healthy waits for it."""
+    directory = tmp_path / "hc"
+    directory.mkdir()
+    write(directory, """\
+        services:
+          db:
+            image: busybox
+            network_mode: none
+            command: sh -c 'sleep 1; touch /tmp/up; sleep 60'
+            healthcheck:
+              test: ["CMD", "test", "-f", "/tmp/up"]
+              interval: 200ms
+              retries: 50
+          app:
+            image: busybox
+            network_mode: none
+            command: sleep 60
+            depends_on:
+              db: {condition: service_healthy}
+        """)
+    try:
+        result = compose(engine, directory, "up", "-d")
+        ok(result)
+        assert result.stderr.index("hc-db-1  Healthy") < result.stderr.index("hc-app-1  Starting")
+        state = engine.client().container_inspect("hc-db-1")["State"]
+        assert state["Health"]["Status"] == "healthy"
+        check = engine.client().container_inspect("hc-db-1")["Config"]["Healthcheck"]
+        assert check == {"Test": ["CMD", "test", "-f", "/tmp/up"], "Interval": 200_000_000, "Retries": 50}
+    finally:
+        ok(compose(engine, directory, "down"))
 
 
 def test_scale_and_project_options(engine, busybox_image, tmp_path):

@@ -394,7 +394,10 @@ def test_order_and_cycles(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("services: {web: {image: bb, foo: 1}}", r"services\.web additional property foo is not allowed"),
     ("services: {web: {build: .}}", r'service "web" has a build section.*cannot build'),
-    ("services: {web: {image: bb, healthcheck: {}}}", r"services\.web\.healthcheck is not supported"),
+    ("services: {web: {image: bb, profiles: [x]}}", r"services\.web\.profiles is not supported"),
+    ("services: {web: {image: bb, healthcheck: {test: [CURL, x]}}}",
+     r"services\.web\.healthcheck\.test must start with CMD, CMD-SHELL or NONE"),
+    ("services: {web: {image: bb, healthcheck: {interval: soon}}}", r"services\.web\.healthcheck\.interval is not a duration"),
     ("services: {web: {command: x}}", r'service "web" has neither an image nor a build context'),
     ("services: {web: {image: bb, volumes: ['data:/d']}}", r'service "web" refers to undefined volume data'),
     ("services: {web: {image: bb, networks: [back]}}", r'service "web" refers to undefined network back'),
