@@ -3,7 +3,8 @@
     up:     networks, volumes (created when missing) -> images (pulled when missing)
             -> per service, in dependency order: remove extra replicas, recreate the
                containers whose config hash or image changed, create the missing ones
-            -> start, in dependency order (waiting for service_completed_successfully)
+            -> start, in dependency order (waiting for service_completed_successfully
+               and service_healthy)
     down:   stop + remove the containers (orphans with --remove-orphans), then the
             project's networks, and with -v its volumes and the containers' anonymous ones
 
