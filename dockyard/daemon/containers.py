@@ -1190,6 +1190,9 @@ class ContainerService:
         for status in filters.get("status", []):
             if status not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
                 raise InvalidArgument(f"Invalid filter 'status={status}'")
+        for health in filters.get("health", []):
+            if health not in ("starting", "healthy", "unhealthy", "none"):
+                raise InvalidArgument(f"Unrecognised filter value for health: {health}")
         ctrs = sorted(self._ctrs.values(), key=lambda c: c.rec["Created"], reverse=True)
         if filters.get("before"):
             edge = self.get(filters["before"][0]).rec["Created"]
@@ -1236,11 +1239,23 @@ class ContainerService:
             if not any(self._descends(ctr, a) for a in filters["ancestor"]):
                 return False
         if filters.get("network"):
+            names = set((ctr.rec.get("NetworkSettings") or {}).get("Networks") or ())
             mode = ctr.rec["HostConfig"].get("NetworkMode") or "default"
-            if ("bridge" if mode == "default" else mode) not in filters["network"]:
+            names.add("bridge" if mode == "default" else mode)
+            ids = {e.get("NetworkID") for e in ((ctr.rec.get("NetworkSettings") or {}).get("Networks") or {}).values()}
+            if not any(n in names or any(i and i.startswith(n) for i in ids) for n in filters["network"]):
                 return False
-        if filters.get("health") and "none" not in filters["health"]:
-            return False  # no container here has a health check
+        if filters.get("volume"):
+            used = {v.get("Name") for v in ctr.engine.get("Volumes") or ()} | {
+                v.get("Destination") for v in ctr.engine.get("Volumes") or ()}
+            used |= {p.source for p in mounts.bind_like(ctr.rec["HostConfig"])} | {
+                p.destination for p in mounts.bind_like(ctr.rec["HostConfig"])}
+            if not any(v in used for v in filters["volume"]):
+                return False
+        if filters.get("health"):
+            health = (ctr.state.get("Health") or {}).get("Status") or "none"
+            if health not in filters["health"]:
+                return False
         return True
 
     def _descends(self, ctr: Ctr, ancestor: str) -> bool:

@@ -57,6 +57,11 @@ def test_a_check_goes_from_starting_to_unhealthy_to_healthy(engine, busybox_imag
             "(healthy)")
         docker = engine.docker("inspect", "-f", "{{.State.Health.Status}}", "hc1")
         assert docker.stdout == b"healthy\n"
+        assert _cli(engine, "ps", "-q", "--filter", "health=healthy").stdout.split() == [
+            engine.client().container_inspect("hc1")["Id"][:12]]
+        assert _cli(engine, "ps", "-q", "--filter", "health=unhealthy").stdout == ""
+        bad = engine.docker("ps", "--filter", "health=fine")
+        assert bad.returncode == 1 and b"Unrecognised filter value for health: fine" in bad.stderr
         events = engine.client().request("GET", "/events", [
             ("since", str(since)), ("until", str(time.time())),
             ("filters", json.dumps({"container": ["hc1"]}))]).read().decode()

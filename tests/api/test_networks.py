@@ -129,6 +129,7 @@ def test_a_user_network_resolves_names_and_aliases(engine, busybox_image, cleanu
         assert got.returncode != 0
         net.reload()
         assert [c["Name"] for c in net.attrs["Containers"].values()] == ["netsrv"]
+        assert _cli(engine, "ps", "--filter", "network=usernet1", "--format", "{{.Names}}").stdout == "netsrv\n"
         busy = _cli(engine, "network", "rm", "usernet1")
         assert busy.returncode == 1 and "has active endpoints" in busy.stderr
     finally:

@@ -82,6 +82,8 @@ def test_in_use_volumes_cannot_be_removed_and_rm_v_takes_anonymous_ones(sdk, eng
         assert info.value.status_code == 409
         assert f"remove {name}: volume is in use - [{ctr.id}]" in str(info.value)
     assert anonymous in [v.name for v in sdk.volumes.list(filters={"dangling": "false"})]
+    assert [c.id for c in sdk.containers.list(all=True, filters={"volume": "named1"})] == [ctr.id]
+    assert [c.id for c in sdk.containers.list(all=True, filters={"volume": "/anon"})] == [ctr.id]
     ctr.remove(v=True)
     names = [v.name for v in sdk.volumes.list()]
     assert "named1" in names and anonymous not in names
