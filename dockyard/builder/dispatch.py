@@ -532,7 +532,8 @@ class Builder:
                                       f"(no internet access here): download it into the build context and ADD "
                                       f"the local file")
         workdir = state.config.get("WorkingDir") or "/"
-        dest_abs = posixpath.join(workdir, dest) if not dest.startswith("/") else dest
+        # relative to WORKDIR, cleaned; a trailing slash (or ".") says "into this directory"
+        dest_abs = posixpath.normpath(posixpath.join(workdir, dest))
         if dest.endswith("/") or dest in (".", "./"):
             dest_abs = dest_abs.rstrip("/") + "/"
         if from_:

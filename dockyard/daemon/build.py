@@ -50,7 +50,7 @@ class BuildService:
         os.makedirs(self.tmp, exist_ok=True)
         context = BuildContext.from_tar(body, self.tmp)
         try:
-            worker = _Worker(self, loop, auth or {})
+            worker = _Worker(self, loop, auth or {}, emit, options.quiet)
             try:
                 return run_build(worker, self.cache, context, options, emit)
             finally:
@@ -60,8 +60,11 @@ class BuildService:
 
 
 class _Worker:
-    def __init__(self, service: BuildService, loop: asyncio.AbstractEventLoop, auth: dict):
+    def __init__(self, service: BuildService, loop: asyncio.AbstractEventLoop, auth: dict,
+                 emit: Callable[[dict], None], quiet: bool):
         self.service = service
+        self.emit = emit
+        self.quiet = quiet
         self.images = service.images
         self.containers = service.containers
         self.loop = loop
@@ -78,15 +81,22 @@ class _Worker:
                 raise NotFound(name)
             image_id = self.images.resolve(name)
         except NotFound:
-            from ..images.reference import parse
-            from ..remotes.auth import AuthConfig
-
-            ref = parse(name).with_default_tag()
-            creds = self.auth.get(ref.domain) or {}
-            auth = AuthConfig.from_json(creds) if creds else None
-            ids = self.images.pull(ref, auth)
-            image_id = ids[0] if ids else self.images.resolve(name)
+            image_id = self._pull(name)
         return image_id, json.loads(self.images.content.read(image_id))
+
+    def _pull(self, name: str) -> str:
+        """The engine's pull, with the credentials X-Registry-Config has for the image's registry; its
+        progress messages go into the build's stream, as dockerd's do."""
+        from ..images.reference import parse
+        from ..remotes.auth import AuthConfig, server_domain
+
+        ref = parse(name).with_default_tag()
+        auth = None
+        for server, creds in self.auth.items():
+            if isinstance(server, str) and server_domain(server) == ref.domain:
+                auth = AuthConfig.from_json(creds)
+        ids = self.images.pull(ref, auth, progress=None if self.quiet else self.emit)
+        return ids[0] if ids else self.images.resolve(name)
 
     def exists(self, image_id: str) -> bool:
         return self.images.store.get(image_id) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import urllib.parse
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.engine import DOCKER, import_busybox
+from tests.support.registry import PASSWORD, USER, registry_fixture
 
 
 def write(ctx: Path, files: dict[str, str | bytes]) -> Path:
@@ -60,7 +62,7 @@ def api_build(engine, tar: bytes, **query) -> tuple[int, list[dict] | dict]:
     return status, [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
-def _post(engine, path: str, data: bytes) -> tuple[int, bytes]:
+def _post(engine, path: str, data: bytes, method: str = "POST") -> tuple[int, bytes]:
     import http.client
     import socket
 
@@ -70,7 +72,7 @@ def _post(engine, path: str, data: bytes) -> tuple[int, bytes]:
             self.sock.connect(str(engine.socket))
 
     conn = Conn("localhost", timeout=300)
-    conn.request("POST", "/v1.41" + path, body=data, headers={"Content-Type": "application/x-tar"})
+    conn.request(method, "/v1.41" + path, body=data, headers={"Content-Type": "application/x-tar"})
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
@@ -337,3 +339,79 @@ def test_intermediate_images_are_hidden(fresh_engine, busybox_tar, tmp_path):
     listed = engine.docker("images", "--format", "{{.Repository}}").stdout.decode().split()
     assert "<none>" not in listed
     assert len(engine.docker("images", "-aq").stdout.split()) > len(listed)
+
+
+PEER = "/tmp/dockyard-peers/docker.sock"
+
+
+def _post_socket(socket_path: str, path: str, data: bytes, method: str = "POST") -> tuple[int, bytes]:
+    class _Peer:
+        socket = socket_path
+
+    return _post(_Peer, path, data, method)
+
+
+def _masked(body: bytes) -> list[dict]:
+    """The messages with IDs masked and a RUN's output as one message (dockerd splits it as it reads it)."""
+    import re
+
+    text = re.sub(rb"[0-9a-f]{64}", b"<id64>", body)
+    text = re.sub(rb"[0-9a-f]{12}", b"<id12>", text)
+    out: list[dict] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        chunk = message.get("stream", "")
+        output = chunk and chunk != "\n" and not chunk.startswith(("Step ", " --->", "Removing intermediate",
+                                                                     "Successfully "))
+        if output and out and out[-1].get("output"):
+            out[-1]["stream"] += chunk
+        else:
+            out.append(dict(message, output=True) if output else message)
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+def test_stream_matches_dockerds_legacy_builder(engine, busybox_image):
+    engine.docker("tag", "busybox", "bb")
+    tar = context_tar({
+        "Dockerfile": "FROM bb AS base\nENV GREETING=hello\nCOPY a.txt /a.txt\nWORKDIR /w\n"
+                      "RUN echo $GREETING && cat /a.txt\nLABEL x=y\nCMD [\"sh\"]\n",
+        "a.txt": "hi\n",
+    })
+    query = "/build?" + urllib.parse.urlencode({"t": "bpeer:1", "nocache": "1", "networkmode": "none"})
+    peer_status, peer_body = _post_socket(PEER, query, tar)
+    ours_status, ours_body = _post_socket(str(engine.socket), query, tar)
+    assert peer_status == ours_status == 200
+    peer, ours = _masked(peer_body), _masked(ours_body)
+    assert ours == peer, "\n".join(f"{a!r:60} | {b!r}" for a, b in zip(ours, peer, strict=False))
+    # and the cached rebuild
+    query = "/build?" + urllib.parse.urlencode({"t": "bpeer:1", "networkmode": "none"})
+    assert _masked(_post_socket(str(engine.socket), query, tar)[1]) == _masked(_post_socket(PEER, query, tar)[1])
+    _post_socket(PEER, "/images/bpeer:1?force=1", b"", "DELETE")
+
+
+locked = registry_fixture(htpasswd=True)
+
+
+def test_from_pulls_a_missing_base_with_the_clis_credentials(engine, busybox_image, locked, fresh_engine,
+                                                             tmp_path):
+    repo = f"{locked.host}/apx/buildbase"
+    assert engine.docker("tag", busybox_image, f"{repo}:v1").returncode == 0
+    login = engine.docker("login", "-u", USER, "--password-stdin", locked.host, input=PASSWORD.encode() + b"\n")
+    assert login.returncode == 0, login.stderr
+    assert engine.docker("push", f"{repo}:v1").returncode == 0
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {repo}:v1\nRUN echo pulled-base\n"})
+    # no credentials: the pull fails inside the stream, after the step line
+    res = cli_build(fresh_engine, ctx, "-t", "bpulled")
+    assert res.returncode == 1
+    assert "Step 1/2 : FROM" in res.stdout.decode()
+    assert "no basic auth credentials" in res.stderr.decode()
+    login = fresh_engine.docker("login", "-u", USER, "--password-stdin", locked.host,
+                                input=PASSWORD.encode() + b"\n")
+    assert login.returncode == 0, login.stderr
+    lines = _build_ok(fresh_engine, ctx, "-t", "bpulled")
+    assert "pulled-base" in lines
+    assert any(line.startswith("Status: Downloaded newer image for") for line in lines), lines
+    assert fresh_engine.docker("image", "inspect", f"{repo}:v1").returncode == 0
