@@ -93,6 +93,31 @@ def go_quote(items) -> str:
     return "[" + " ".join(json.dumps(i) for i in items) + "]"
 
 
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String() for the values a HEALTHCHECK takes."""
+    if ns == 0:
+        return "0s"
+    if ns < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    seconds = ns / 10**9
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    secs = f"{seconds - hours * 3600 - minutes * 60:g}s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    return f"{minutes}m{secs}" if minutes else secs
+
+
+def _go_healthcheck(check: dict) -> str:
+    """dockerd's record of a HEALTHCHECK step: Go's %q of the *HealthConfig."""
+    retries = check.get("Retries", 0)
+    rune = f"'{chr(retries)}'" if 32 <= retries < 127 and chr(retries) not in "'\\" else f"'\\x{retries:02x}'"
+    durations = " ".join(f'"{go_duration(check.get(key, 0))}"' for key in ("Interval", "Timeout", "StartPeriod"))
+    return f"&{{{go_quote(check['Test'])} {durations} {rune}}}"
+
+
 def parse_duration(text: str, what: str) -> int:
     """A Go duration ("30s", "1m30s", "500ms") in nanoseconds."""
     units = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -144,6 +169,8 @@ class Builder:
                 raise InvalidArgument(f"Cannot locate specified Dockerfile: {options.dockerfile or 'Dockerfile'}")
             text = raw.decode("utf-8", "replace")
         self.dockerfile: Dockerfile = parse(text)
+        for name in options.tags:  # a bad tag is refused before any step, as dockerd does
+            _check_tag(name)
         self.stages = self.dockerfile.until(options.target)
         self.meta_args: dict[str, str | None] = {}
         self.used_args: set[str] = set()
@@ -168,8 +195,7 @@ class Builder:
             self._step(ins)
             for word in ins.args:
                 name, sep, value = word.partition("=")
-                value = expand(value, {k: v for k, v in self.meta_args.items() if v is not None},
-                               self.dockerfile.escape) if sep else None
+                value = expand(value, self._meta_env(), self.dockerfile.escape) if sep else None
                 if name in self.options.build_args:
                     value = self.options.build_args[name]
                     self.used_args.add(name)
@@ -224,7 +250,7 @@ class Builder:
             state.config["OnBuild"] = []
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
             for text in triggers:
-                self._dispatch(state, _parse_one(text, self.dockerfile.escape, header.line), trigger=True)
+                self._dispatch(state, _parse_one(text, self.dockerfile.escape, header.line))
         for ins in body:
             self._step(ins)
             self._dispatch(state, ins)
@@ -241,15 +267,11 @@ class Builder:
         return state.image_id
 
     # -- one instruction -----------------------------------------------------------------------
-    def _dispatch(self, state: StageState, ins: Instruction, trigger: bool = False) -> None:
+    def _dispatch(self, state: StageState, ins: Instruction) -> None:
         handler = getattr(self, "_do_" + ins.cmd.lower(), None)
         if handler is None:
             raise BuildFailed(f"{ins.cmd} is not supported here")
         handler(state, ins)
-
-    def _words(self, state: StageState, ins: Instruction) -> list[str]:
-        env = state.env()
-        return [expand(word, env, self.dockerfile.escape) for word in ins.args]
 
     def _pairs(self, state: StageState, ins: Instruction) -> list[tuple[str, str]]:
         values = ins.args
@@ -264,15 +286,16 @@ class Builder:
         return out
 
     @staticmethod
-    def _nop(state: StageState, text: str) -> list[str]:
-        """A config step's recorded command (dockerd's "#(nop) " marker, whatever the SHELL)."""
-        return [*DEFAULT_SHELL, "#(nop) ", text]
+    def _nop(state: StageState, text: str, joined: bool = False) -> list[str]:
+        """A config step's recorded command (dockerd's "#(nop) " marker, whatever the SHELL); dockerd
+        joins the marker and the text into one word for some steps (WORKDIR, COPY)."""
+        return [*DEFAULT_SHELL, "#(nop) " + text] if joined else [*DEFAULT_SHELL, "#(nop) ", text]
 
     def _config_step(self, state: StageState, text: str, fill: Callable[[str], None] | None = None) -> None:
         """A step recorded as "#(nop) <text>", cached by its text and resulting config: no layer (an
         empty_layer history entry), or with `fill`, a layer of what it writes into the root (WORKDIR)."""
         run_config = copy.deepcopy(state.config)
-        run_config["Cmd"] = self._nop(state, text)
+        run_config["Cmd"] = self._nop(state, text, joined=fill is not None)
         created_by = " ".join(run_config["Cmd"])
         doc = self._next_doc(state, run_config, created_by, empty_layer=fill is None)
         if self._probe(state, created_by, doc):
@@ -396,7 +419,7 @@ class Builder:
                 except InvalidArgument as err:
                     raise BuildFailed(err.message) from None
         state.config["ExposedPorts"] = ports
-        self._config_step(state, "EXPOSE " + " ".join(sorted(ports)))
+        self._config_step(state, "EXPOSE " + " ".join(sorted(words)))
 
     def _do_volume(self, state: StageState, ins: Instruction) -> None:
         volumes = dict(state.config.get("Volumes") or {})
@@ -419,7 +442,7 @@ class Builder:
             raise BuildFailed("SHELL requires at least one argument")
         state.shell = list(ins.args)
         state.config["Shell"] = list(ins.args)
-        self._config_step(state, f"SHELL {go_quote(ins.args)}")
+        self._config_step(state, "SHELL [" + " ".join(ins.args) + "]")
 
     def _do_onbuild(self, state: StageState, ins: Instruction) -> None:
         body = ins.original.strip()[len("ONBUILD"):].strip()
@@ -451,7 +474,7 @@ class Builder:
         else:
             raise BuildFailed(f'Unknown type "{ins.args[0]}" in HEALTHCHECK (try CMD)')
         state.config["Healthcheck"] = check
-        self._config_step(state, "HEALTHCHECK " + json.dumps(check, separators=(",", ":")))
+        self._config_step(state, "HEALTHCHECK " + _go_healthcheck(check))
 
     def _do_arg(self, state: StageState, ins: Instruction) -> None:
         shown = []
@@ -597,6 +620,17 @@ class Builder:
 
 _BUILTIN_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                  "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _check_tag(name: str) -> None:
+    from ..images.reference import parse as parse_ref
+
+    try:
+        ref = parse_ref(name)
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid reference format: {name}") from None
+    if ref.digest is not None:
+        raise InvalidArgument(f"invalid reference format: {name} (a build's tag cannot name a digest)")
 
 
 def _familiar(name: str) -> str:

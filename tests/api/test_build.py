@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import urllib.parse
 from pathlib import Path
@@ -353,8 +354,6 @@ def _post_socket(socket_path: str, path: str, data: bytes, method: str = "POST")
 
 def _masked(body: bytes) -> list[dict]:
     """The messages with IDs masked and a RUN's output as one message (dockerd splits it as it reads it)."""
-    import re
-
     text = re.sub(rb"[0-9a-f]{64}", b"<id64>", body)
     text = re.sub(rb"[0-9a-f]{12}", b"<id12>", text)
     out: list[dict] = []
@@ -376,9 +375,12 @@ def _masked(body: bytes) -> list[dict]:
 def test_stream_matches_dockerds_legacy_builder(engine, busybox_image):
     engine.docker("tag", "busybox", "bb")
     tar = context_tar({
-        "Dockerfile": "FROM bb AS base\nENV GREETING=hello\nCOPY a.txt /a.txt\nWORKDIR /w\n"
-                      "RUN echo $GREETING && cat /a.txt\nLABEL x=y\nCMD [\"sh\"]\n",
-        "a.txt": "hi\n",
+        "Dockerfile": "FROM bb AS base\nARG V=1\nENV GREETING=hello\nCOPY a.txt /a.txt\nCOPY a.txt d/ /multi/\n"
+                      "WORKDIR /w\nRUN echo $GREETING $V && cat /a.txt\nLABEL x=y\nEXPOSE 80 53/udp\n"
+                      "VOLUME /data\nUSER root\nSTOPSIGNAL SIGTERM\nSHELL [\"/bin/sh\", \"-c\"]\n"
+                      "HEALTHCHECK --interval=90s --timeout=500ms --retries=4 CMD [\"true\"]\n"
+                      "ONBUILD RUN true\nMAINTAINER me\nENTRYPOINT [\"sh\"]\nCMD echo hi\n",
+        "a.txt": "hi\n", "d/x": "x\n",
     })
     query = "/build?" + urllib.parse.urlencode({"t": "bpeer:1", "nocache": "1", "networkmode": "none"})
     peer_status, peer_body = _post_socket(PEER, query, tar)
@@ -389,6 +391,14 @@ def test_stream_matches_dockerds_legacy_builder(engine, busybox_image):
     # and the cached rebuild
     query = "/build?" + urllib.parse.urlencode({"t": "bpeer:1", "networkmode": "none"})
     assert _masked(_post_socket(str(engine.socket), query, tar)[1]) == _masked(_post_socket(PEER, query, tar)[1])
+    # the images record the same steps (COPY's checksums are of another algorithm)
+    histories = []
+    for sock in (str(engine.socket), PEER):
+        status, body = _post_socket(sock, "/images/bpeer:1/history", b"", "GET")
+        assert status == 200
+        histories.append([re.sub(r"(file|dir|multi):[0-9a-f]{64}", "<sum>", h["CreatedBy"])
+                          for h in json.loads(body)[:-1]])
+    assert histories[0] == histories[1]
     _post_socket(PEER, "/images/bpeer:1?force=1", b"", "DELETE")
 
 
@@ -415,3 +425,28 @@ def test_from_pulls_a_missing_base_with_the_clis_credentials(engine, busybox_ima
     assert "pulled-base" in lines
     assert any(line.startswith("Status: Downloaded newer image for") for line in lines), lines
     assert fresh_engine.docker("image", "inspect", f"{repo}:v1").returncode == 0
+
+
+def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image):
+    import http.client
+    import socket
+    import time
+
+    tar = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; while true; do echo tick; sleep 0.2; done\n"})
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(engine.socket))
+    conn = http.client.HTTPConnection("localhost")
+    conn.sock = sock
+    conn.request("POST", "/v1.41/build?nocache=1", body=tar, headers={"Content-Type": "application/x-tar"})
+    resp = conn.getresponse()
+    seen = b""
+    while b"{\"stream\":\"started" not in seen:
+        seen += resp.read1(4096)
+    running = engine.docker("ps", "-q").stdout.split()
+    assert len(running) == 1
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    deadline = time.monotonic() + 30
+    while engine.docker("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.docker("ps", "-aq").stdout.strip() == b""
