@@ -447,6 +447,6 @@ def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image):
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
     deadline = time.monotonic() + 30
-    while engine.docker("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
+    while running[0] in engine.docker("ps", "-aq").stdout.split() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert engine.docker("ps", "-aq").stdout.strip() == b""
+    assert running[0] not in engine.docker("ps", "-aq").stdout.split()
