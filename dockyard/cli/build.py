@@ -567,6 +567,12 @@ class ProgressStream:
         self._last_update = 0
         self._last_time = 0.0
         self._done = False
+        # Measured: docker draws only the final line when its output is not a terminal (even for 200 MB);
+        # on a terminal we redraw the count as it grows.
+        try:
+            self._live = out.isatty()
+        except (AttributeError, ValueError):
+            self._live = False
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -585,7 +591,7 @@ class ProgressStream:
             data, self._pending = data[:size], data[size:]
         if data:
             self.sent += len(data)
-            if self.sent - self._last_update > _UPDATE_EVERY:
+            if self._live and self.sent - self._last_update > _UPDATE_EVERY:
                 self._update()
         elif not self._done:
             self._done = True
@@ -929,11 +935,13 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
         if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
             image_id = aux["ID"]
 
+    from dockyard.client.api import ApiError
+
     messages = cli.client().image_build(body, build_params(opts, dockerfile), registry_config())
     try:
         render_messages(messages, build_out, on_aux)
-    except CliError:
-        if quiet:
+    except (CliError, ApiError):
+        if quiet:  # docker shows what it kept back, then the error
             cli.err.write(progress_out.text() + build_out.text())
             cli.err.flush()
         raise

@@ -306,6 +306,10 @@ def test_progress_line_on_a_non_terminal():
     body = _drain(build.ProgressStream(iter([b"x" * 1024, b"y" * 1024]), out))
     assert len(body) == 2048
     assert out.getvalue() == "Sending build context to Docker daemon  2.048kB\r\r\n"
+    # not on a terminal, docker draws the final count only, however big the context
+    out = io.StringIO()
+    _drain(build.ProgressStream(iter([b"z" * (1 << 20)] * 40), out))
+    assert out.getvalue() == "Sending build context to Docker daemon  41.94MB\r\r\n"
 
 
 # --- the command, against a recording fake engine ----------------------------------------------------
@@ -409,6 +413,25 @@ def test_errors_in_the_stream(context, no_logins, capsys):
                                  "code: 3\n")
     status, _ = _run([str(context)], [{"errorDetail": {"message": "no code"}, "error": "no code"}])
     assert status == 1 and capsys.readouterr().err == "no code\n"
+
+
+def test_engine_errors_before_the_stream(context, no_logins, capsys):
+    from dockyard.client.api import ApiError
+
+    class Refusing(FakeEngine):
+        def image_build(self, body, params, registry_config):
+            _drain(body)
+            raise ApiError(400, "the build context is not a tar archive")
+            yield  # a generator, as the client's
+
+    cli = Cli("unix:///nonexistent.sock")
+    cli._client = Refusing([])  # type: ignore[assignment]
+    assert run_command(cli, build.BUILD, [str(context)]) == 1
+    assert capsys.readouterr().err == "Error response from daemon: the build context is not a tar archive\n"
+    assert run_command(cli, build.BUILD, ["-q", str(context)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Sending build context to Docker daemon  ")
+    assert err.endswith("\r\r\nError response from daemon: the build context is not a tar archive\n")
 
 
 def test_dockerfile_from_stdin_and_from_outside(context, tmp_path, no_logins, monkeypatch, capsys):
