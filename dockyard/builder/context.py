@@ -46,8 +46,8 @@ class BuildContext:
         self._owner_dir = owner_dir
 
     @classmethod
-    def from_tar(cls, stream: BinaryIO, tmp_parent: str | None = None) -> BuildContext:
-        top = tempfile.mkdtemp(prefix="build-", dir=tmp_parent)
+    def from_tar(cls, stream: BinaryIO, tmp_parent: str | None = None, prefix: str = "build-") -> BuildContext:
+        top = tempfile.mkdtemp(prefix=prefix, dir=tmp_parent)
         root = os.path.join(top, "context")
         os.mkdir(root, 0o755)
         try:

@@ -243,6 +243,7 @@ class Builder:
                 raise BuildFailed(err.message) from None
             doc = copy.deepcopy(doc)
         state.image_id, state.doc = image_id, doc
+        state.shell = list(state.config.get("Shell") or DEFAULT_SHELL)  # SHELL is part of the image
         if image_id:
             self.say(f" ---> {image_id[7:19]}\n")
         triggers = list(state.config.get("OnBuild") or [])

@@ -43,12 +43,35 @@ class BuildService:
         self.dir = os.path.join(data_root, "builder")
         self.cache = BuildCache(os.path.join(self.dir, "cache"))
         self.tmp = os.path.join(self.dir, "tmp")
+        self._swept = False
+
+    def _sweep(self) -> None:
+        """What a daemon that died mid-build left: its mounts and directories under tmp/, its snapshots
+        (keys carry the daemon's pid, so a running build of this daemon is never touched)."""
+        import shutil
+
+        from ..snapshots import Kind
+
+        mine = f"-{os.getpid()}-"
+        for name in os.listdir(self.tmp):
+            if mine not in name:
+                path = os.path.join(self.tmp, name)
+                unmount_all(path)
+                shutil.rmtree(path, ignore_errors=True)
+        snap = self.images.snapshotter
+        for info in list(snap.walk()):
+            if info.kind is Kind.ACTIVE and info.key.startswith(("build-", "build-view-")) and mine not in info.key:
+                with contextlib.suppress(EngineError):
+                    snap.remove(info.key)
 
     def build(self, body, options: BuildOptions, emit: Callable[[dict], None], loop: asyncio.AbstractEventLoop,
               auth: dict | None = None) -> str:
         """Run a whole build in the calling (worker) thread; `body` is the context tar stream."""
         os.makedirs(self.tmp, exist_ok=True)
-        context = BuildContext.from_tar(body, self.tmp)
+        if not self._swept:
+            self._swept = True
+            self._sweep()
+        context = BuildContext.from_tar(body, self.tmp, prefix=f"build-{os.getpid()}-")
         try:
             worker = _Worker(self, loop, auth or {}, emit, options.quiet)
             try:
@@ -200,10 +223,10 @@ class _Worker:
     def _snapshot(self, image_id: str, writable: bool) -> Iterator[tuple[str, str]]:
         """A temporary snapshot on top of `image_id`, mounted: (snapshot key, mount point)."""
         snap = self.images.snapshotter
-        key = ("build-" if writable else "build-view-") + os.urandom(16).hex()
+        key = f"{'build' if writable else 'build-view'}-{os.getpid()}-{os.urandom(16).hex()}"
         make = snap.prepare if writable else snap.view
         mounts = make(key, self._top_chain(image_id), {"dockyard.build": "true"})
-        root = tempfile.mkdtemp(prefix="build-root-", dir=self.service.tmp)
+        root = tempfile.mkdtemp(prefix=f"root-{os.getpid()}-", dir=self.service.tmp)
         try:
             mount_all(mounts, root)
             try:

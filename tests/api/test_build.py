@@ -335,8 +335,12 @@ def test_quiet_labels_and_sdk(engine, busybox_image, tmp_path):
 def test_intermediate_images_are_hidden(fresh_engine, busybox_tar, tmp_path):
     engine = fresh_engine
     import_busybox(engine, busybox_tar)
-    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nENV X=1\nENV Y=2\n"})
+    stale = engine.data_root / "builder" / "tmp" / "build-1-left-by-a-crash"  # a daemon of pid 1 died mid-build
+    (stale / "context").mkdir(parents=True)
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nENV X=1\nENV Y=2\nCOPY Dockerfile /\n"})
     _build_ok(engine, ctx, "-t", "bhide")
+    assert not stale.exists()
+    assert os.listdir(engine.data_root / "builder" / "tmp") == []  # nothing of the finished build either
     listed = engine.docker("images", "--format", "{{.Repository}}").stdout.decode().split()
     assert "<none>" not in listed
     assert len(engine.docker("images", "-aq").stdout.split()) > len(listed)
