@@ -89,6 +89,56 @@ def context(tmp_path):
     return root
 
 
+# .dockerignore files whose effect on the context both CLIs must agree on, byte for byte
+IGNORE_CASES = [
+    "", "*", "*\n!src", "*\n!src/**/*.go", "**\n!Dockerfile", ".git\nnode_modules", "**/*.md\n!docs/**",
+    "*.md\n!README*.md\nREADME-secret.md", "a/b\n!a/b/c/z.md", "a\n!a/b", "/a/../docs", "./src/pkg/",
+    "src/*/*_test.go", "**/*_test.go", "temp?", "temp*\n!tempa", "[a-c]*", "we\\[ir\\]d", "*/*", "*/*/*",
+    "!docs\ndocs", "Dockerfile\n.dockerignore", "sp?ace", "**/c", "a/**/z.md",
+    " # not a comment\n#a comment\n.env", "src\n!src/pkg\nsrc/pkg/util_test.go",
+]
+
+
+@pytest.fixture(scope="module")
+def tree(builds, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree") / "ctx"
+    for directory in ("a/b/c", "docs/api", ".git/objects", "src/pkg", "node_modules/x", "sp ace", "d" * 110):
+        (root / directory).mkdir(parents=True)
+    for name in ("a/x.txt", "a/b/y.txt", "a/b/c/z.md", "docs/README.md", "docs/api/ref.md", ".git/HEAD",
+                 ".git/objects/o1", "src/main.go", "src/pkg/util.go", "src/pkg/util_test.go",
+                 "node_modules/x/index.js", "README.md", "README-secret.md", "CHANGES.md", ".env", "sp ace/f",
+                 "we[ir]d", "tempa", "temp", "tempab", "Dockerfile.dev", "d" * 110 + "/" + "é" * 3):
+        (root / name).write_text(name + "\n")
+    (root / "Dockerfile").write_text("FROM busybox\n")
+    os.chmod(root / "src/main.go", 0o4755)
+    os.symlink("a/x.txt", root / "link")
+    os.link(root / "README.md", root / "hardlink")
+    os.mkfifo(root / "fifo")
+    return root
+
+
+@pytest.mark.parametrize("ignore", IGNORE_CASES)
+def test_the_same_context_bytes_as_docker(builds, tree, tmp_path, ignore):
+    from tests.support.wiretap import Wiretap
+
+    (tree / ".dockerignore").write_text(ignore + "\n")
+    with Wiretap(builds.host, tmp_path) as tap:
+        env_ours = builds.env(DOCKYARD_HOST=tap.host, DOCKYARD_CONFIG=str(builds.root / "dockyard-config"))
+        env_theirs = builds.env(DOCKER_HOST=tap.host, DOCKER_BUILDKIT="0",
+                                DOCKER_CONFIG=str(builds.root / "docker-config"))
+        from tests.support.engine import DOCKYARD
+
+        for argv, env in (([DOCKER, "build", "-q", str(tree)], env_theirs),
+                          ([DOCKYARD, "build", "-q", str(tree)], env_ours)):
+            done = subprocess.run(argv, capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+            assert done.returncode == 0, done.stderr.decode()
+        theirs, ours = [r for r in tap.requests() if r.method == "POST" and r.path == "/build"]
+    assert ours.target.split("?", 1)[1] == theirs.target.split("?", 1)[1]
+    assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/x-tar"
+    assert ours.headers["x-registry-config"] == theirs.headers["x-registry-config"]
+    assert ours.body == theirs.body
+
+
 def test_same_output_shape_and_a_runnable_image(builds, context):
     ours = dockyard(builds, "build", "--no-cache", "-t", "built-by:dockyard", "--build-arg", "WHO=me", str(context))
     theirs = docker(builds, "build", "--no-cache", "-t", "built-by:docker", "--build-arg", "WHO=me", str(context))
