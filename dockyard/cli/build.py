@@ -746,8 +746,8 @@ def _kv_map(values: list[str], allow_nil: bool) -> dict[str, str | None]:
 
 
 def registry_config() -> str:
-    """X-Registry-Config: every stored login, by registry (`e30=`, "{}", without any)."""
-    import base64
+    """X-Registry-Config: every stored login, by registry (`e30=`, "{}", without any), in URL-safe base64."""
+    import binascii  # not base64: that module imports `re`
 
     from dockyard.cli.registry import _read_config, stored_login
     from dockyard.jsonio import dumps
@@ -757,7 +757,8 @@ def registry_config() -> str:
         login = stored_login(key)
         if login:
             logins[key] = login
-    return base64.urlsafe_b64encode(dumps(logins).encode()).decode()
+    encoded = binascii.b2a_base64(dumps(logins).encode(), newline=False).decode()
+    return encoded.replace("+", "-").replace("/", "_")
 
 
 def build_params(opts: dict[str, Any], dockerfile: str) -> list[tuple[str, str]]:
