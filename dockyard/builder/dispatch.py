@@ -53,7 +53,7 @@ class BuildOptions:
     force_remove: bool = False
     labels: dict = field(default_factory=dict)
     pull: bool = False
-    network_mode: str = ""
+    host_config: dict = field(default_factory=dict)  # for RUN containers: NetworkMode, ExtraHosts, ShmSize…
 
 
 class BuildWorker(Protocol):
@@ -67,7 +67,7 @@ class BuildWorker(Protocol):
     def store_config(self, parent_id: str, doc: dict) -> str:
         """A new image with the parent's layers and config document `doc`; its ID."""
 
-    def run(self, parent_id: str, run_config: dict, network_mode: str,
+    def run(self, parent_id: str, run_config: dict, host_config: dict,
             started: Callable[[str], None], output: Callable[[bytes], None]) -> tuple[str, int]:
         """Create and run a container of `parent_id` with `run_config`; (container ID, exit code)."""
 
@@ -510,7 +510,7 @@ class Builder:
         run_config.pop("Healthcheck", None)
         run_config.pop("Shell", None)
         container_id, code = self.worker.run(
-            state.image_id, run_config, self.options.network_mode,
+            state.image_id, run_config, self.options.host_config,
             lambda cid: self.say(f" ---> Running in {cid[:12]}\n"),
             lambda data: self.say(data.decode("utf-8", "replace")))
         if code != 0:

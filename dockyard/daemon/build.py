@@ -159,13 +159,13 @@ class _Worker:
             raise NotSupported("building images needs the overlay snapshotter")
 
     # -- RUN -----------------------------------------------------------------------------------
-    def run(self, parent_id: str, run_config: dict, network_mode: str, started, output) -> tuple[str, int]:
+    def run(self, parent_id: str, run_config: dict, host_config: dict, started, output) -> tuple[str, int]:
         from .logs import LogQuery
 
         self._check_overlay()
         body = dict(run_config)
         body["Image"] = parent_id
-        body["HostConfig"] = {"NetworkMode": network_mode or "default"}
+        body["HostConfig"] = dict(host_config, NetworkMode=host_config.get("NetworkMode") or "default")
         body["AttachStdout"] = body["AttachStderr"] = True
         cid, _ = self._call(self.containers.create(None, body))
         self._containers.append(cid)

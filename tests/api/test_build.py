@@ -454,3 +454,15 @@ def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image):
     while running[0] in engine.docker("ps", "-aq").stdout.split() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert running[0] not in engine.docker("ps", "-aq").stdout.split()
+
+
+def test_run_host_options_and_refused_remote_contexts(engine, busybox_image):
+    tar = context_tar({"Dockerfile": "FROM busybox\nRUN grep myhost /etc/hosts && df -k /dev/shm | tail -1\n"})
+    status, messages = api_build(engine, tar, extrahosts=["myhost:10.9.8.7"], shmsize=str(8 << 20), nocache="1")
+    assert status == 200, messages
+    out = streams(messages)
+    assert "10.9.8.7" in out and "myhost" in out and " 8192 " in out, out
+    status, body = api_build(engine, b"", remote="https://github.com/x/y.git")
+    assert status == 400 and "remote build contexts" in body["message"]
+    status, body = api_build(engine, tar, version="2")
+    assert status == 400 and "BuildKit" in body["message"]

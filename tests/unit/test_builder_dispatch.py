@@ -45,7 +45,7 @@ class FakeWorker:
     def store_config(self, parent_id, doc):
         return self._new(doc)
 
-    def run(self, parent_id, run_config, network_mode, started, output):
+    def run(self, parent_id, run_config, host_config, started, output):
         self.runs.append(run_config)
         started("c" * 64)
         output(b"out:" + " ".join(run_config["Cmd"]).encode() + b"\n")

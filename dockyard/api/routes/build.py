@@ -55,7 +55,17 @@ async def build(req: Request) -> Stream:
     version = req.arg("version") or "1"
     if version not in ("1", ""):
         raise InvalidArgument(f"builder version {version} (BuildKit) is not supported: use the legacy builder")
+    if req.arg("remote"):
+        raise InvalidArgument(f"remote build contexts ({req.arg('remote')}) are not supported by this engine "
+                              f"(no internet access here): send the context as the request body")
     build_args = {k: v for k, v in _json_arg(req, "buildargs", dict).items() if v is not None}
+    host_config: dict = {"NetworkMode": req.arg("networkmode") or ""}
+    if req.args("extrahosts"):  # repeated "name:address", as the CLI and docker-py send them
+        host_config["ExtraHosts"] = req.args("extrahosts")
+    for key, field_name in (("shmsize", "ShmSize"), ("memory", "Memory"), ("memswap", "MemorySwap"),
+                            ("cpushares", "CpuShares")):
+        if req.arg(key):
+            host_config[field_name] = req.int_arg(key, 0)
     options = BuildOptions(
         dockerfile=req.arg("dockerfile") or "Dockerfile",
         tags=tuple(t for t in req.args("t") if t),
@@ -67,7 +77,7 @@ async def build(req: Request) -> Stream:
         force_remove=req.flag("forcerm"),
         labels={str(k): str(v) for k, v in _json_arg(req, "labels", dict).items()},
         pull=req.flag("pull"),
-        network_mode=req.arg("networkmode") or "",
+        host_config=host_config,
     )
     auth = _registry_config(req.headers.get("x-registry-config"))
     service = req.services.builds
