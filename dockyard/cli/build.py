@@ -411,7 +411,8 @@ def context_entries(root: str, matcher: PatternMatcher) -> Iterator[tuple[str, o
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             skip, results = matcher.matches(rel, parents.get(rel_dir)) if matcher.patterns else (False, [])
-            parents[rel] = results
+            if is_dir:
+                parents[rel] = results  # what its children inherit
             if skip:
                 if not is_dir:
                     continue
@@ -863,6 +864,17 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
         raise CliError('"--squash" is only supported on a Docker daemon with experimental features enabled')
     context = args[0]
     dockerfile_opt = opts["file"]
+    if dockerfile_opt == "-" and context == "-":
+        raise CliError("invalid argument: can't use stdin for both build context and dockerfile")
+    iidfile = opts["iidfile"]
+    if iidfile:  # first, so that a failed build leaves no stale ID behind
+        try:
+            os.remove(iidfile)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise CliError(f"Removing image ID file: remove {iidfile}: {(exc.strerror or str(exc)).lower()}") \
+                from None
     quiet = opts["quiet"]
     # -q: the context's progress and the engine's output are kept, and shown only if the build fails
     progress_out: Any = _Buffer() if quiet else cli.out
@@ -871,8 +883,6 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     chunks: Iterator[bytes]
     dockerfile = ""
     if context == "-":
-        if dockerfile_opt == "-":
-            raise CliError("invalid argument: can't use stdin for both build context and dockerfile")
         source = _read_stdin()
         head = source.read(512)  # a buffered reader: 512 bytes unless the input is shorter
         if _is_archive(head):
@@ -915,16 +925,6 @@ def run_build(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
                        "dockyard builds from a local directory or stdin only (no network access)")
     else:
         raise CliError(f"unable to prepare context: path {_go_quote(context)} not found")
-
-    iidfile = opts["iidfile"]
-    if iidfile:
-        try:
-            os.remove(iidfile)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise CliError(f"Removing image ID file: remove {iidfile}: {(exc.strerror or str(exc)).lower()}") \
-                from None
 
     if opts["compress"]:
         chunks = gzip_chunks(chunks)

@@ -649,3 +649,11 @@ def test_unreadable_context_files_fail_before_anything_is_sent(open_tmp):
     assert _as_nobody(lambda: build.validate_context(str(root), ["secret"])) == \
         f"error checking context: can't stat '{root}/sub'"
     assert _as_nobody(lambda: build.validate_context(str(root), ["secret", "sub"])) == ""
+
+
+def test_a_failed_build_leaves_no_stale_iidfile(tmp_path, no_logins, capsys):
+    iid = tmp_path / "iid"
+    iid.write_text("sha256:old")
+    status, _ = _run(["--iidfile", str(iid), str(tmp_path / "missing")])
+    assert status == 1
+    assert not iid.exists()
