@@ -206,6 +206,13 @@ def test_a_failing_run_step(builds, tmp_path):
     assert ours.stderr.decode() == without_deprecation(theirs.stderr)
     assert ours.stderr.decode().endswith("returned a non-zero code: 3\n")
     assert shape(ours.stdout) == shape(theirs.stdout)
+    # -q: nothing on stdout; what was kept back, then the error, on stderr (an engine that has sent nothing
+    # yet may answer with an error status instead of a stream, as dockerd does: then the status is 1)
+    ours = dockyard(builds, "build", "-q", str(root))
+    theirs = docker(builds, "build", "-q", str(root))
+    assert ours.returncode == theirs.returncode != 0
+    assert ours.stdout == theirs.stdout == b""
+    assert shape(ours.stderr) == shape(without_deprecation(theirs.stderr).encode())
 
 
 def test_dockerfiles_from_stdin_and_from_outside_the_context(builds, context, tmp_path):
