@@ -657,3 +657,16 @@ def test_a_failed_build_leaves_no_stale_iidfile(tmp_path, no_logins, capsys):
     status, _ = _run(["--iidfile", str(iid), str(tmp_path / "missing")])
     assert status == 1
     assert not iid.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_device_nodes_go_as_devices(tmp_path):
+    root = tmp_path / "ctx"
+    root.mkdir()
+    os.mknod(root / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(root / "loop", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    os.chmod(root / "null", 0o666)  # mknod's mode went through the umask
+    members = _members(_tar(root))
+    assert members["null"].ischr() and (members["null"].devmajor, members["null"].devminor) == (1, 3)
+    assert members["null"].mode == 0o666
+    assert members["loop"].isblk() and (members["loop"].devmajor, members["loop"].devminor) == (7, 0)
