@@ -14,6 +14,7 @@ file contents.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -33,9 +34,54 @@ def forbidden(path: str) -> InvalidArgument:
     return InvalidArgument(f"Forbidden path outside the build context: {path} ()")
 
 
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+class _Uncompressed:
+    """A plain tar stream that may stop right after a member's data: the docker CLI's `-f` outside the
+    context appends the Dockerfile without padding or the end-of-archive blocks (Go's reader accepts
+    that), so zeros are supplied at the end, as if the archive had been closed."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.pending = head
+        self.stream = stream
+        self.padding = 1024 + 511  # the last block's padding and two zero blocks
+        self.eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pending:
+            out, self.pending = (self.pending, b"") if n < 0 or n >= len(self.pending) else \
+                (self.pending[:n], self.pending[n:])
+            return out
+        if not self.eof:
+            data = self.stream.read(n) if n >= 0 else self.stream.read()
+            if data:
+                return data
+            self.eof = True
+        count = self.padding if n < 0 else min(n, self.padding)
+        self.padding -= count
+        return b"\0" * count
+
+
 def open_tar(stream: BinaryIO) -> tarfile.TarFile:
     """A tarfile reading `stream` sequentially, whatever its compression (plain, gzip, bzip2, xz)."""
-    return tarfile.open(fileobj=stream, mode="r|*")
+    head = b""
+    while len(head) < 6:
+        chunk = stream.read(6 - len(head))
+        if not chunk:
+            break
+        head += chunk
+    if head.startswith(_COMPRESSED):
+        return tarfile.open(fileobj=_Prefixed(head, stream), mode="r|*")
+    return tarfile.open(fileobj=_Uncompressed(head, stream), mode="r|")
+
+
+class _Prefixed(_Uncompressed):
+    """The sniffed bytes, then the rest of the stream (no padding: a compressed stream ends itself)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        super().__init__(head, stream)
+        self.padding = 0
 
 
 class BuildContext:
@@ -78,6 +124,31 @@ class BuildContext:
             return None
         with open(path, "rb") as f:
             return f.read()
+
+    def drop_build_files(self, dockerfile: str) -> None:
+        """dockerd's rule: the Dockerfile and .dockerignore leave the context (so `COPY .` does not take
+        them) when .dockerignore lists them; the docker CLI lists there the Dockerfile it sent from
+        outside the context."""
+        raw = self.read_file(".dockerignore")
+        if raw is None:
+            return
+        patterns = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = posixpath.normpath(line[1:].strip() if negate else line).lstrip("/")
+            patterns.append((negate, pattern))
+        for name in (dockerfile, ".dockerignore"):
+            clean = posixpath.normpath(name).lstrip("/")
+            excluded = False
+            for negate, pattern in patterns:
+                if fnmatch.fnmatchcase(clean, pattern) or clean.startswith(pattern.rstrip("/") + "/"):
+                    excluded = not negate
+            if excluded:
+                with contextlib.suppress(OSError, InvalidArgument):
+                    os.unlink(self.resolve(clean, follow_last=False))
 
     def resolve(self, name: str, follow_last: bool = True) -> str:
         """The host path of context path `name`; never outside the context."""

@@ -168,6 +168,7 @@ class Builder:
             if raw is None:
                 raise InvalidArgument(f"Cannot locate specified Dockerfile: {options.dockerfile or 'Dockerfile'}")
             text = raw.decode("utf-8", "replace")
+            context.drop_build_files(options.dockerfile or "Dockerfile")
         self.dockerfile: Dockerfile = parse(text)
         for name in options.tags:  # a bad tag is refused before any step, as dockerd does
             _check_tag(name)

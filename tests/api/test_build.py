@@ -466,3 +466,23 @@ def test_run_host_options_and_refused_remote_contexts(engine, busybox_image):
     assert status == 400 and "remote build contexts" in body["message"]
     status, body = api_build(engine, tar, version="2")
     assert status == 400 and "BuildKit" in body["message"]
+
+
+def test_dockerfile_from_outside_the_context_and_from_stdin(engine, busybox_image, tmp_path):
+    ctx = write(tmp_path / "ctx", {"a.txt": "in-context\n"})
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY . /ctx/\nRUN ls -A /ctx && cat /ctx/a.txt\n")
+    lines = _build_ok(engine, ctx, "-f", str(outside), "-t", "boutside")
+    # the CLI sends it as .dockerfile.<random>, listed in .dockerignore: neither lands in the image
+    assert "in-context" in lines and "a.txt" in lines
+    assert not any(line.startswith((".dockerfile", ".dockerignore")) for line in lines), lines
+    import subprocess
+
+    env = engine.env(DOCKER_CONFIG=str(engine.root / "docker-config"), DOCKER_BUILDKIT="0")
+    res = subprocess.run([DOCKER, "build", "-f", "-", str(ctx)], input=b"FROM busybox\nRUN echo from-stdin\n",
+                         capture_output=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert b"from-stdin" in res.stdout
+    res = subprocess.run([DOCKER, "build", "-"], input=b"FROM busybox\nRUN echo no-context\n",
+                         capture_output=True, timeout=120, env=env)
+    assert res.returncode == 0 and b"no-context" in res.stdout, res.stderr

@@ -112,3 +112,23 @@ def test_cache_keys_and_store(tmp_path):
     assert cache.get(k1) is None
     cache.put(k1, "sha256:img")
     assert cache.get(k1) == "sha256:img"
+
+
+def test_a_tar_without_its_end_blocks_is_read_whole(tmp_path):
+    # the docker CLI's -f outside the context appends a member without padding or end-of-archive blocks
+    data = _tar([("Dockerfile", b"FROM x\n"), (".dockerignore", b".dockerignore\nDockerfile\n")]).getvalue()
+    end = 512 + 512 + 512 + len(b".dockerignore\nDockerfile\n")
+    with BuildContext.from_tar(io.BytesIO(data[:end]), str(tmp_path)) as ctx:
+        assert ctx.read_file(".dockerignore") == b".dockerignore\nDockerfile\n"
+        ctx.drop_build_files("Dockerfile")
+        assert sorted(os.listdir(ctx.root)) == []
+
+
+def test_drop_build_files_only_when_listed(tmp_path):
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "Dockerfile").write_text("FROM x\n")
+    (root / ".dockerignore").write_text("*.log\n!Dockerfile\n")
+    (root / "a.log").write_text("x")
+    BuildContext(str(root)).drop_build_files("Dockerfile")
+    assert sorted(os.listdir(root)) == [".dockerignore", "Dockerfile", "a.log"]  # only those two may go
