@@ -198,8 +198,24 @@ class Pattern:
         return regex.match(path) is not None
 
 
+def _class_char(pattern: str, i: int) -> int:
+    """filepath.Match's getEsc: one character of a class (maybe escaped); the index after it."""
+    n = len(pattern)
+    if i >= n or pattern[i] in "-]":
+        raise PatternError("syntax error in pattern")
+    if pattern[i] == "\\":
+        i += 1
+        if i >= n:
+            raise PatternError("syntax error in pattern")
+    i += 1
+    if i >= n:  # the class is not closed
+        raise PatternError("syntax error in pattern")
+    return i
+
+
 def _check_syntax(pattern: str) -> None:
-    """filepath.Match's syntax errors (ErrBadPattern): an unclosed `[`, a trailing `\\`, an empty class."""
+    """filepath.Match's syntax errors (ErrBadPattern): an unclosed or empty class, a range without its end,
+    a trailing `\\`."""
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
@@ -207,35 +223,21 @@ def _check_syntax(pattern: str) -> None:
             if i + 1 >= n:
                 raise PatternError("syntax error in pattern")
             i += 2
-            continue
-        if ch == "[":
+        elif ch == "[":
             i += 1
             if i < n and pattern[i] == "^":
                 i += 1
-            members = 0
+            ranges = 0
             while True:
-                if i >= n:
-                    raise PatternError("syntax error in pattern")
-                c = pattern[i]
-                if c == "]" and members:
-                    break
-                if c == "\\":
+                if i < n and pattern[i] == "]" and ranges:
                     i += 1
-                    if i >= n:
-                        raise PatternError("syntax error in pattern")
-                elif c in "-]" or c == "/":
-                    if c in "]-" and not members:
-                        raise PatternError("syntax error in pattern")
-                members += 1
-                i += 1
-                if i < n and pattern[i] == "-" and i + 1 < n and pattern[i + 1] != "]":
-                    i += 2  # a range: lo-hi
+                    break
+                i = _class_char(pattern, i)
+                if pattern[i] == "-":
+                    i = _class_char(pattern, i + 1)
+                ranges += 1
+        else:
             i += 1
-            continue
-        if ch == "]":
-            # filepath.Match tolerates a lone `]` outside a class
-            pass
-        i += 1
 
 
 class PatternMatcher:

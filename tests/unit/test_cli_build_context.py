@@ -143,9 +143,14 @@ def test_dockerignore_parsing():
 def test_bad_patterns():
     with pytest.raises(PatternError, match="illegal exclusion pattern"):
         PatternMatcher(["!"])
-    for bad in ("[", "a[", "x\\", "[]a]x["):
+    # docker build (CLI 28) refuses exactly these with "error checking context: syntax error in pattern"
+    for bad in ("[", "a[", "x\\", "[]a]x[", "[a-]", "[-a]", "[]", "[a", "[a-z", "[a\\", "[]]", "x[a-b-c]"):
         with pytest.raises(PatternError, match="syntax error in pattern"):
             PatternMatcher([bad])
+    with pytest.raises(PatternError, match="syntax error in pattern"):
+        PatternMatcher(["x\\q"]).compile()  # an escape Go's regexp does not know
+    for good in ("[a-z]", "[^a]", "[\\]]", "a]", "[!]", "a(", "\\d+"):
+        PatternMatcher([good]).compile()
 
 
 def test_dockerfile_and_dockerignore_are_always_sent():
