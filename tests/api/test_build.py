@@ -486,3 +486,25 @@ def test_dockerfile_from_outside_the_context_and_from_stdin(engine, busybox_imag
     res = subprocess.run([DOCKER, "build", "-"], input=b"FROM busybox\nRUN echo no-context\n",
                          capture_output=True, timeout=120, env=env)
     assert res.returncode == 0 and b"no-context" in res.stdout, res.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/docker-compose"), reason="docker-compose is not installed")
+@pytest.mark.parametrize("through_cli", ["1", "0"])
+def test_compose_builds_through_the_cli_and_through_docker_py(engine, busybox_image, tmp_path, through_cli):
+    import subprocess
+
+    write(tmp_path, {
+        "web/Dockerfile": "FROM busybox\nARG GREETING=hi\nRUN echo \"$GREETING\" > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+        "docker-compose.yml": "version: \"3\"\nservices:\n  web:\n    build:\n      context: web\n"
+                              "      args:\n        GREETING: hi-compose\n",
+    })
+    env = engine.env(DOCKER_CONFIG=str(engine.root / "docker-config"), COMPOSE_DOCKER_CLI_BUILD=through_cli)
+    project = f"bcompose{through_cli}"
+    try:
+        res = subprocess.run(["docker-compose", "-p", project, "up"], cwd=tmp_path, env=env, capture_output=True,
+                             timeout=300)
+        assert res.returncode == 0, res.stderr.decode()
+        assert b"hi-compose" in res.stdout
+    finally:
+        subprocess.run(["docker-compose", "-p", project, "down"], cwd=tmp_path, env=env, capture_output=True,
+                       timeout=120)
