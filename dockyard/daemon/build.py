@@ -136,8 +136,9 @@ class _Worker:
         manifest = build_manifest(Descriptor(OCI_CONFIG, config_digest, len(raw)), layers)
         staging.add_bytes(manifest)
         image = StagedImage(parse_config(raw), config_digest, manifest, OCI_MANIFEST, tuple(layers), ())
+        # dockerd announces no image event for a build's steps (only the final tags)
         self.images.store_staged(staging, [image], action="build", parents={image.id: parent_id},
-                                 event=lambda img: (img.id, {}))
+                                 event=lambda img: None)
         return image.id
 
     def store_config(self, parent_id: str, doc: dict) -> str:

@@ -598,7 +598,7 @@ class ImageService:
     def store_staged(self, staging: Staging, images: list[StagedImage], action: str = "load",
                      messages_out: list | None = None, quiet: bool = False, prefetch: Prefetch | None = None,
                      on_layer: Callable | None = None,
-                     event: Callable[[StagedImage], tuple[str, dict]] | None = None,
+                     event: Callable[[StagedImage], tuple[str, dict] | None] | None = None,
                      parents: dict[str, str] | None = None) -> None:
         """Unpack, then store the staged images and their names, atomically as seen from outside.
 
@@ -654,8 +654,9 @@ class ImageService:
                     if messages_out is not None:
                         messages_out.append((image, moved))
                     if event is not None:
-                        actor, attributes = event(image)
-                        self.emit(action, actor, **attributes)
+                        announced = event(image)  # None: no event (a build's steps)
+                        if announced is not None:
+                            self.emit(action, announced[0], **announced[1])
                     else:
                         self.emit(action, image.id, name=image.names[0].familiar() if image.names else image.id)
         except BaseException:
