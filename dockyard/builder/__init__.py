@@ -22,6 +22,7 @@ Vocabulary:
   the image the same step made before, while that image exists.
 
 Module map: dockerfile.py (parse, check, stages), expand.py (words and
-variables), context.py (the context and its paths), cache.py, dispatch.py
+variables), context.py (the context and its paths), copyfiles.py (what COPY and
+ADD write), cache.py, dispatch.py
 (the steps and dockerd's messages).
 """

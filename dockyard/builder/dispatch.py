@@ -570,8 +570,7 @@ class Builder:
         kind = "file" if len(paths) == 1 and not os.path.isdir(paths[0]) else \
             "dir" if len(paths) == 1 else "multi"
         digest = checksum(paths)
-        self._copy_step(state, ins, paths, f"{kind}:{digest}", dest_abs, chown, mode, add,
-                        multi=len(paths) > 1 or any(any(c in s for c in "*?[") for s in sources))
+        self._copy_step(state, ins, paths, f"{kind}:{digest}", dest_abs, chown, mode, add, multi=len(paths) > 1)
 
     def _copy_from(self, state: StageState, ins: Instruction, from_: str, sources: list[str], dest_abs: str,
                    chown, mode) -> None:

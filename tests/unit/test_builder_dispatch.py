@@ -174,3 +174,12 @@ def test_copy_chown_and_destination(tmp_path):
     assert history.startswith("/bin/sh -c #(nop) COPY file:") and history.endswith(" in /app/ ")
     with pytest.raises(BuildFailed, match="the destination must be a directory and end with a /"):
         build(tmp_path, "FROM busybox\nCOPY f Dockerfile /dest\n", files={"f": "x"})
+
+
+def test_wildcards_count_what_they_match(tmp_path):
+    build(tmp_path, "FROM busybox\nCOPY f* /dest\n", files={"f1": "one"})
+    assert (tmp_path / "layer" / "dest").read_text() == "one"
+    with pytest.raises(BuildFailed, match="must be a directory and end with a /"):
+        build(tmp_path, "FROM busybox\nCOPY f* /dest2\n", files={"f1": "one", "f2": "two"})
+    build(tmp_path, "FROM busybox\nCOPY f* /many/\n", files={"f1": "one", "f2": "two"})
+    assert sorted(os.listdir(tmp_path / "layer" / "many")) == ["f1", "f2"]
