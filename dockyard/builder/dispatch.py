@@ -174,6 +174,7 @@ class Builder:
         self.meta_args: dict[str, str | None] = {}
         self.used_args: set[str] = set()
         self.results: dict[int, str] = {}
+        self._in_triggers = False  # dockerd prints one " ---> id" for FROM and its triggers together
         self.step = 0
         self.total = len(self.dockerfile.meta_args) + sum(len(s.instructions) for s in self.stages) + \
             (1 if options.labels else 0)
@@ -243,14 +244,19 @@ class Builder:
             doc = copy.deepcopy(doc)
         state.image_id, state.doc = image_id, doc
         state.shell = list(state.config.get("Shell") or DEFAULT_SHELL)  # SHELL is part of the image
-        if image_id:
-            self.say(f" ---> {image_id[7:19]}\n")
         triggers = list(state.config.get("OnBuild") or [])
         if triggers:
             state.config["OnBuild"] = []
-            self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
-            for text in triggers:
-                self._dispatch(state, _parse_one(text, self.dockerfile.escape, header.line))
+            self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
+            self.say("\n")
+            self._in_triggers = True
+            try:
+                for text in triggers:
+                    self._dispatch(state, _parse_one(text, self.dockerfile.escape, header.line))
+            finally:
+                self._in_triggers = False
+        if state.image_id:
+            self.say(f" ---> {state.image_id[7:19]}\n")
         for ins in body:
             self._step(ins)
             self._dispatch(state, ins)
@@ -340,14 +346,16 @@ class Builder:
         self.say(" ---> Using cache\n")
         state.image_id = found
         state.doc = copy.deepcopy(self.worker.image(found, False)[1])
-        self.say(f" ---> {found[7:19]}\n")
+        if not self._in_triggers:
+            self.say(f" ---> {found[7:19]}\n")
         return True
 
     def _done(self, state: StageState, created_by: str, doc: dict, image_id: str) -> None:
         self.cache.put(self._key(state, created_by, doc), image_id)
         state.image_id = image_id
         state.doc = copy.deepcopy(self.worker.image(image_id, False)[1])
-        self.say(f" ---> {image_id[7:19]}\n")
+        if not self._in_triggers:
+            self.say(f" ---> {image_id[7:19]}\n")
 
     # -- config-only instructions ------------------------------------------------------------------
     def _do_env(self, state: StageState, ins: Instruction) -> None:

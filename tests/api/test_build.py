@@ -522,3 +522,21 @@ def test_image_events_of_a_build_are_its_tags_only(engine, busybox_image, tmp_pa
               if e["id"] != busybox_image]  # the fixture's import may fall in the window
     assert [e["Action"] for e in events] == ["tag"], events
     assert events[0]["Actor"]["Attributes"]["name"] == "bevents:1"
+
+
+@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+def test_onbuild_triggers_stream_as_dockerds(engine, busybox_image):
+    engine.docker("tag", "busybox", "bb")
+    parent = context_tar({"Dockerfile": "FROM bb\nONBUILD ENV T=1\nONBUILD RUN echo trig $T\n"})
+    child = context_tar({"Dockerfile": "FROM bonbuild-parent\nENV X=1\n"})
+    query = "/build?" + urllib.parse.urlencode({"t": "bonbuild-parent", "networkmode": "none"})
+    child_query = "/build?" + urllib.parse.urlencode({"nocache": "1", "networkmode": "none"})
+    try:
+        for sock in (str(engine.socket), PEER):
+            assert _post_socket(sock, query, parent)[0] == 200
+        ours = _masked(_post_socket(str(engine.socket), child_query, child)[1])
+        peer = _masked(_post_socket(PEER, child_query, child)[1])
+        assert ours == peer, "\n".join(f"{a!r:60} | {b!r}" for a, b in zip(ours, peer, strict=False))
+        assert {"stream": "trig 1\n", "output": True} in ours
+    finally:
+        _post_socket(PEER, "/images/bonbuild-parent?force=1", b"", "DELETE")
