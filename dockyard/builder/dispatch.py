@@ -32,9 +32,9 @@ DEFAULT_SHELL = ["/bin/sh", "-c"]
 
 
 class BuildFailed(EngineError):
-    """A step failed; `code` becomes errorDetail.code (the CLI's exit status)."""
+    """A step failed; a RUN's exit status becomes errorDetail.code (the CLI exits with it)."""
 
-    def __init__(self, message: str, code: int = 1):
+    def __init__(self, message: str, code: int | None = None):
         super().__init__(message)
         self.code = code
 

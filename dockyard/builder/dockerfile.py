@@ -92,10 +92,10 @@ def _parse_flags(command, cmd: str, line: int) -> tuple[tuple[str, str], ...]:
     out = []
     for raw in command.flags:
         if not raw.startswith("--"):
-            raise InvalidArgument(f"Dockerfile parse error line {line}: invalid flag {raw!r}")
+            raise InvalidArgument(f"dockerfile parse error line {line}: invalid flag {raw!r}")
         name, sep, value = raw[2:].partition("=")
         if name not in allowed:
-            raise InvalidArgument(f"Dockerfile parse error line {line}: Unknown flag: {name}")
+            raise InvalidArgument(f"dockerfile parse error line {line}: Unknown flag: {name}")
         out.append((name, value if sep else "true"))
     return tuple(out)
 
@@ -104,29 +104,29 @@ def _instruction(command, escape: str) -> Instruction:
     cmd = command.cmd.upper()
     line = command.start_line
     if cmd not in INSTRUCTIONS:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: unknown instruction: {command.cmd.upper()}")
+        raise InvalidArgument(f"dockerfile parse error line {line}: unknown instruction: {command.cmd.upper()}")
     sub = None
     if cmd == "ONBUILD":
         if not command.sub_cmd:
-            raise InvalidArgument(f"Dockerfile parse error line {line}: ONBUILD requires at least one argument")
+            raise InvalidArgument(f"dockerfile parse error line {line}: ONBUILD requires at least one argument")
         sub_cmd = command.sub_cmd.upper()
         if sub_cmd in ("ONBUILD", "FROM", "MAINTAINER"):
-            raise InvalidArgument(f"Dockerfile parse error line {line}: {sub_cmd} isn't allowed as an ONBUILD trigger")
+            raise InvalidArgument(f"dockerfile parse error line {line}: {sub_cmd} isn't allowed as an ONBUILD trigger")
         body = command.original.strip()[len(command.cmd):].strip()
         sub = _parse_one(body, escape, line)
     args = tuple(command.value)
     flags = _parse_flags(command, cmd, line)
     if cmd not in ("ONBUILD",) and (not args or args == ("",)) and cmd not in ("CMD", "ENTRYPOINT", "RUN", "SHELL"):
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {cmd} requires at least one argument")
+        raise InvalidArgument(f"dockerfile parse error line {line}: {cmd} requires at least one argument")
     if cmd in ("COPY", "ADD") and len(args) < 2:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {cmd} requires at least two arguments, "
-                              f"but only one was provided. Destination could not be determined.")
+        raise InvalidArgument(f"dockerfile parse error line {line}: {cmd} requires at least two arguments, "
+                              f"but only one was provided. Destination could not be determined")
     if cmd in ("WORKDIR", "USER", "STOPSIGNAL", "MAINTAINER") and len(args) != 1:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {cmd} requires exactly one argument")
+        raise InvalidArgument(f"dockerfile parse error line {line}: {cmd} requires exactly one argument")
     if cmd == "SHELL" and not command.json:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: SHELL requires the arguments to be in JSON form")
+        raise InvalidArgument(f"dockerfile parse error line {line}: SHELL requires the arguments to be in JSON form")
     if cmd == "FROM" and len(args) not in (1, 3) or cmd == "FROM" and len(args) == 3 and args[1].lower() != "as":
-        raise InvalidArgument(f"Dockerfile parse error line {line}: FROM requires either one or three arguments")
+        raise InvalidArgument(f"dockerfile parse error line {line}: FROM requires either one or three arguments")
     return Instruction(cmd, args, flags, bool(command.json), command.original, line, sub)
 
 
@@ -136,9 +136,9 @@ def _parse_one(text: str, escape: str, line: int) -> Instruction:
     try:
         commands = dockerfile.parse_string(text + "\n")
     except dockerfile.GoParseError as err:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {err}") from None
+        raise InvalidArgument(f"dockerfile parse error line {line}: {err}") from None
     if len(commands) != 1:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: ONBUILD needs one instruction")
+        raise InvalidArgument(f"dockerfile parse error line {line}: ONBUILD needs one instruction")
     return _instruction(commands[0], escape)
 
 
@@ -164,7 +164,7 @@ def parse(text: str) -> Dockerfile:
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as err:
-        raise InvalidArgument(f"Dockerfile parse error: {err}") from None
+        raise InvalidArgument(f"dockerfile parse error: {err}") from None
     instructions = [_instruction(command, escape) for command in commands]
     if not instructions:
         raise InvalidArgument("the Dockerfile cannot be empty")
@@ -179,8 +179,7 @@ def parse(text: str) -> Dockerfile:
             header, current = ins, []
         elif header is None:
             if ins.cmd != "ARG":
-                raise InvalidArgument(f"Dockerfile parse error line {ins.line}: no build stage in current "
-                                      f"context" if ins.cmd != "ARG" else "")
+                raise InvalidArgument("no build stage in current context")
             meta.append(ins)
         else:
             current.append(ins)

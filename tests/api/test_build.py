@@ -540,3 +540,21 @@ def test_onbuild_triggers_stream_as_dockerds(engine, busybox_image):
         assert {"stream": "trig 1\n", "output": True} in ours
     finally:
         _post_socket(PEER, "/images/bonbuild-parent?force=1", b"", "DELETE")
+
+
+@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+@pytest.mark.parametrize("dockerfile", [
+    "FROM bb\nFOO bar\n", "FROM bb\nCOPY a\n", "RUN x\n", "FROM bb\nRUN exit 3\n", "FROM bb\nCOPY nothere /x\n",
+    "FROM bb\nRUN [\"sh\", \"-c\", \"exit 4\"]\n",
+])
+def test_failures_answer_as_dockerds(engine, busybox_image, dockerfile):
+    engine.docker("tag", "busybox", "bb")
+    tar = context_tar({"Dockerfile": dockerfile})
+    query = "/build?" + urllib.parse.urlencode({"networkmode": "none", "forcerm": "1"})
+    ours_status, ours = _post_socket(str(engine.socket), query, tar)
+    peer_status, peer = _post_socket(PEER, query, tar)
+    assert ours_status == peer_status
+    if peer_status != 200:
+        assert json.loads(ours) == json.loads(peer)
+    else:
+        assert _masked(ours)[-1] == _masked(peer)[-1]
