@@ -282,5 +282,6 @@ def test_management_command_listing(engine):
     ours = engine.dockyard("image")
     assert ours.returncode == 0 and ours.stdout == b""
     listed = [line.split()[0] for line in ours.stderr.decode().split("Commands:\n")[1].split("\n\n")[0].splitlines()]
-    assert listed == ["history", "import", "inspect", "load", "ls", "prune", "pull", "push", "rm", "save", "tag"]
+    assert listed == ["build", "history", "import", "inspect", "load", "ls", "prune", "pull", "push", "rm", "save",
+                      "tag"]
     assert engine.dockyard("image", "--help").stdout.startswith(b"Usage:  dockyard image COMMAND\n")
