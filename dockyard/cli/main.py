@@ -147,11 +147,18 @@ def _top_help() -> str:
         ("run", "Create and run a new container from an image"),
         ("exec", "Execute a command in a running container"),
         ("ps", "List containers"),
+        ("build", "Build an image from a Dockerfile"),
+        ("pull", "Download an image from a registry"),
+        ("push", "Upload an image to a registry"),
         ("images", "List images"),
+        ("login", "Authenticate to a registry"),
+        ("logout", "Log out from a registry"),
         ("version", "Show the Dockyard version information"),
         ("info", "Display system-wide information"),
     ]
-    management = [("container", "Manage containers"), ("image", "Manage images"), ("system", "Manage Dockyard")]
+    management = [("compose", "Define and run multi-container applications"), ("container", "Manage containers"),
+                  ("image", "Manage images"), ("network", "Manage networks"), ("system", "Manage Dockyard"),
+                  ("volume", "Manage volumes")]
     commands = [
         ("attach", "Attach local standard input, output, and error streams to a running container"),
         ("commit", "Create a new image from a container's changes"),
