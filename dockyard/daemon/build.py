@@ -21,7 +21,8 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from ..builder.cache import BuildCache
 from ..builder.context import BuildContext
@@ -64,8 +65,52 @@ class BuildService:
                 with contextlib.suppress(EngineError):
                     snap.remove(info.key)
 
+    async def messages(self, body, options: BuildOptions, auth: dict | None = None) -> AsyncIterator[dict]:
+        """Run a build in a thread of its own (it lasts long and waits on the loop often: it must not
+        hold one of the daemon's few worker threads) and yield its messages; its error is raised here."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(8)
+        gone = threading.Event()
+        done = object()
+        failure: list[BaseException] = []
+        running: list[str] = []  # the step containers of this build, for a cancel
+
+        def put(item) -> None:
+            if gone.is_set():
+                raise BrokenPipeError("the client stopped reading")
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+        def run() -> None:
+            try:
+                self.build(body, options, put, loop, auth, running, gone)
+            except BaseException as exc:  # handed to the loop, raised there
+                failure.append(exc)
+            finally:
+                if not gone.is_set():
+                    with contextlib.suppress(RuntimeError):
+                        asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
+
+        thread = threading.Thread(target=run, name="dockyardd-build", daemon=True)
+        thread.start()
+        try:
+            while (item := await queue.get()) is not done:
+                yield item
+            if failure:
+                raise failure[0]
+        finally:
+            gone.set()
+            while not queue.empty():  # a put waiting for room finishes, the next one sees `gone`
+                queue.get_nowait()
+            if thread.is_alive():
+                # the client went away: a RUN that prints nothing would run on, so stop it (dockerd
+                # cancels the build); the build then fails and removes its container
+                for cid in list(running):
+                    with contextlib.suppress(EngineError):
+                        await self.containers.kill(cid)
+
     def build(self, body, options: BuildOptions, emit: Callable[[dict], None], loop: asyncio.AbstractEventLoop,
-              auth: dict | None = None) -> str:
+              auth: dict | None = None, running: list[str] | None = None,
+              cancelled: threading.Event | None = None) -> str:
         """Run a whole build in the calling (worker) thread; `body` is the context tar stream."""
         os.makedirs(self.tmp, exist_ok=True)
         if not self._swept:
@@ -73,7 +118,7 @@ class BuildService:
             self._sweep()
         context = BuildContext.from_tar(body, self.tmp, prefix=f"build-{os.getpid()}-")
         try:
-            worker = _Worker(self, loop, auth or {}, emit, options.quiet)
+            worker = _Worker(self, loop, auth or {}, emit, options.quiet, running, cancelled)
             try:
                 return run_build(worker, self.cache, context, options, emit)
             finally:
@@ -84,15 +129,17 @@ class BuildService:
 
 class _Worker:
     def __init__(self, service: BuildService, loop: asyncio.AbstractEventLoop, auth: dict,
-                 emit: Callable[[dict], None], quiet: bool):
+                 emit: Callable[[dict], None], quiet: bool, running: list[str] | None = None,
+                 cancelled: threading.Event | None = None):
         self.service = service
+        self.cancelled = cancelled or threading.Event()
         self.emit = emit
         self.quiet = quiet
         self.images = service.images
         self.containers = service.containers
         self.loop = loop
         self.auth = auth
-        self._containers: list[str] = []
+        self._containers: list[str] = running if running is not None else []
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -173,19 +220,28 @@ class _Worker:
         started(cid)
         self._call(self.containers.start(cid))
 
-        async def follow() -> None:
-            _, chunks = self.containers.logs(cid, LogQuery(), True)
-            buffer = b""
-            async for chunk in chunks:
+        async def open_log():
+            return self.containers.logs(cid, LogQuery(), True)[1]
+
+        # The log is read on the loop a chunk at a time and handed out in this (the build's) thread:
+        # a slow client slows the build without holding one of the daemon's few worker threads.
+        chunks = self._call(open_log())
+        buffer = b""
+        try:
+            while True:
+                try:
+                    chunk = self._call(chunks.__anext__())
+                except StopAsyncIteration:
+                    break
                 buffer += chunk
                 while len(buffer) >= 8:
                     size = struct.unpack(">I", buffer[4:8])[0]
                     if len(buffer) < 8 + size:
                         break
                     data, buffer = buffer[8:8 + size], buffer[8 + size:]
-                    await asyncio.get_running_loop().run_in_executor(None, output, data)
-
-        self._call(follow())
+                    output(data)
+        finally:
+            self._call(chunks.aclose())
 
         async def wait() -> int:
             result = self.containers.wait_for(cid, "not-running")
@@ -205,6 +261,8 @@ class _Worker:
             self._containers.remove(container_id)
 
     def keep_container(self, container_id: str) -> None:
+        if self.cancelled.is_set():
+            return  # a cancelled build's containers go at its cleanup, whatever rm says
         if container_id in self._containers:
             self._containers.remove(container_id)
 

@@ -431,31 +431,6 @@ def test_from_pulls_a_missing_base_with_the_clis_credentials(engine, busybox_ima
     assert fresh_engine.docker("image", "inspect", f"{repo}:v1").returncode == 0
 
 
-def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image):
-    import http.client
-    import socket
-    import time
-
-    tar = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; while true; do echo tick; sleep 0.2; done\n"})
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(str(engine.socket))
-    conn = http.client.HTTPConnection("localhost")
-    conn.sock = sock
-    conn.request("POST", "/v1.41/build?nocache=1", body=tar, headers={"Content-Type": "application/x-tar"})
-    resp = conn.getresponse()
-    seen = b""
-    while b"{\"stream\":\"started" not in seen:
-        seen += resp.read1(4096)
-    running = engine.docker("ps", "-q").stdout.split()
-    assert len(running) == 1
-    sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-    deadline = time.monotonic() + 30
-    while running[0] in engine.docker("ps", "-aq").stdout.split() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert running[0] not in engine.docker("ps", "-aq").stdout.split()
-
-
 def test_run_host_options_and_refused_remote_contexts(engine, busybox_image):
     tar = context_tar({"Dockerfile": "FROM busybox\nRUN grep myhost /etc/hosts && df -k /dev/shm | tail -1\n"})
     status, messages = api_build(engine, tar, extrahosts=["myhost:10.9.8.7"], shmsize=str(8 << 20), nocache="1")
@@ -558,3 +533,33 @@ def test_failures_answer_as_dockerds(engine, busybox_image, dockerfile):
         assert json.loads(ours) == json.loads(peer)
     else:
         assert _masked(ours)[-1] == _masked(peer)[-1]
+
+
+@pytest.mark.parametrize("run", ["echo started; while true; do echo tick; sleep 0.2; done", "sleep 300"])
+def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image, run):
+    """Whether the step prints (the next message fails) or not (the engine stops it), its container goes."""
+    import http.client
+    import socket
+    import time
+
+    tar = context_tar({"Dockerfile": f"FROM busybox\nRUN {run}\n"})
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(engine.socket))
+    conn = http.client.HTTPConnection("localhost")
+    conn.sock = sock
+    conn.request("POST", "/v1.41/build?nocache=1", body=tar, headers={"Content-Type": "application/x-tar"})
+    resp = conn.getresponse()
+    seen = b""
+    while b"Running in" not in seen:
+        seen += resp.read1(4096)
+    deadline = time.monotonic() + 10
+    while not engine.docker("ps", "-q").stdout.split() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    running = engine.docker("ps", "-q").stdout.split()
+    assert len(running) == 1
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    deadline = time.monotonic() + 30
+    while running[0] in engine.docker("ps", "-aq").stdout.split() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running[0] not in engine.docker("ps", "-aq").stdout.split()

@@ -10,7 +10,6 @@ messages in the stream, a failing RUN's with its exit status as
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterator
 
 from dockyard.api.http import Request
 from dockyard.api.routing import RouteTable
-from dockyard.api.streams import Stream, error_message, iterate_in_thread, json_stream
+from dockyard.api.streams import Stream, error_message, json_stream
 from dockyard.builder.dispatch import BuildFailed, BuildOptions
 from dockyard.errors import EngineError, InvalidArgument
 
@@ -80,10 +79,7 @@ async def build(req: Request) -> Stream:
         host_config=host_config,
     )
     auth = _registry_config(req.headers.get("x-registry-config"))
-    service = req.services.builds
-    body_file = req.body_file()
-    loop = asyncio.get_running_loop()
-    messages = iterate_in_thread(lambda put: service.build(body_file, options, put, loop, auth))
+    messages = req.services.builds.messages(req.body_file(), options, auth)
     # A failure before the first message (bad context, malformed Dockerfile) is an HTTP error.
     try:
         first = await messages.__anext__()
