@@ -563,3 +563,17 @@ def test_a_client_gone_mid_run_leaves_no_container(engine, busybox_image, run):
     while running[0] in engine.docker("ps", "-aq").stdout.split() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert running[0] not in engine.docker("ps", "-aq").stdout.split()
+
+
+def test_concurrent_builds(engine, busybox_image):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        tar = context_tar({"Dockerfile": f"FROM busybox\nENV N={i}\nRUN echo build-$N\nCOPY Dockerfile /\n"})
+        return api_build(engine, tar, t=f"bconc:{i}", nocache="1")
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(6)))
+    for i, (status, messages) in enumerate(results):
+        assert status == 200 and f"build-{i}\n" in streams(messages), messages
+        assert messages[-1] == {"stream": f"Successfully tagged bconc:{i}\n"}
