@@ -1,6 +1,8 @@
 """Builds: the engine's side of `POST /build` (the builder's `BuildWorker`).
 
-The builder (dockyard/builder) runs in a worker thread and asks this module
+The builder (dockyard/builder) runs in a thread of its own per build (it
+waits on the event loop for every container operation, so it must not hold
+one of the daemon's few worker threads) and asks this module
 for what needs the engine: base images (pulled when missing, through the
 image service's pull), RUN steps as real containers (the container
 service's create/start/logs/wait/remove, Docker's defaults, the default
@@ -10,7 +12,13 @@ images through `ImageService.store_staged`, each step's image recording its
 parent (so `images` hides them as intermediate images).
 
     <data-root>/builder/cache/   the layer cache (builder/cache.py)
-    <data-root>/builder/tmp/     unpacked contexts, while a build runs
+    <data-root>/builder/tmp/     while a build runs: build-<pid>-*/context (the unpacked context) and
+                                 root-<pid>-* (a step's mounted snapshot); snapshots are keyed
+                                 build-<pid>-* / build-view-<pid>-*; a later daemon removes what a
+                                 dead one left
+
+A client that goes away mid-build stops the step's container (dockerd cancels
+the build); its containers are removed whatever `rm` says.
 """
 
 from __future__ import annotations
