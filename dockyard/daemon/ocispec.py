@@ -91,7 +91,7 @@ def resolve_user(rootfs: str, spec: str) -> dict:
     /etc/group.
     """
     user, _, group = (spec or "").partition(":")
-    user = user or "root"
+    user = user or "0"  # libcontainer's default: uid 0 as a number, so an image without /etc/passwd runs too
     passwd = _read_db(rootfs, "passwd")
     groups = _read_db(rootfs, "group")
     uid = gid = None

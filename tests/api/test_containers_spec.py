@@ -170,6 +170,28 @@ def test_users_from_the_image(api):
         api.remove(cid)
 
 
+def test_an_image_without_passwd_runs_as_root_by_number(engine, tmp_path):
+    """No /etc/passwd in the image (FROM scratch and a static binary): no user runs as 0:0, as dockerd;
+    a user name has nothing to be found in."""
+    import tarfile
+
+    from tests.support.engine import import_busybox
+
+    tar = tmp_path / "bare.tar"
+    with tarfile.open(tar, "w") as out:
+        out.add(shutil.which("busybox") or "/bin/busybox", arcname="bin/busybox")
+    import_busybox(engine, tar, "bare:1")
+    api = Api(str(engine.socket))
+    code, out, _ = api.run(["/bin/busybox", "id"], image="bare:1")
+    assert (code, out) == (0, b"uid=0 gid=0 groups=0\n")
+    cid = api.create(["/bin/busybox", "id"], image="bare:1", User="root")
+    try:
+        status, body = api.post(f"/containers/{cid}/start")
+        assert status >= 400 and "unable to find user root: no matching entries in passwd file" in body["message"]
+    finally:
+        api.remove(cid)
+
+
 def test_env_workdir_hostname_entrypoint(api):
     code, out, _ = api.run(["hello"], Entrypoint=["sh", "-c", 'pwd; echo "$FOO $0"; hostname'],
                            Env=["FOO=bar"], WorkingDir="/tmp", Hostname="myhost")
