@@ -246,7 +246,7 @@ class ContainerService:
 
     def _volume_users(self, name: str) -> list[str]:
         """Containers whose records name volume `name` (called from worker threads too)."""
-        recs = [c.rec for c in list(self._ctrs.values())] or list(self._loaded)
+        recs = [*(c.rec for c in list(self._ctrs.values())), *self._loaded]  # _loaded: before startup()
         return [rec["Id"] for rec in recs if any(v.get("Name") == name for v in rec["Engine"].get("Volumes") or ())]
 
     # --- records ----------------------------------------------------------------------------
@@ -727,7 +727,7 @@ class ContainerService:
                 self.volumes.fill_if_empty(entry, source)
 
     async def _release_networks(self, ctr: Ctr) -> None:
-        if self.networks is None:
+        if self.networks is None or not self._bridged(ctr):
             return
         await self.networks.unpublish(ctr.id)
         if "NetworkSettings" in ctr.rec:

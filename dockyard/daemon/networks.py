@@ -59,26 +59,6 @@ def _write_atomic(path: str, obj: Any) -> None:
     os.rename(tmp, path)
 
 
-def host_networks_from_proc() -> list[ipaddress.IPv4Network]:
-    """The host's IPv4 routes (/proc/net/route), without pyroute2: what a new subnet must not overlap."""
-    out = []
-    try:
-        with open("/proc/net/route") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:
-        return out
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
-        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
-        if int(mask) == 0:
-            continue  # the default route covers everything; it says nothing about local subnets
-        out.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
-    return out
-
-
 def _endpoint_template() -> dict:
     return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
             "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
@@ -154,8 +134,9 @@ class NetworkService:
 
     def _choose_subnet(self, taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
         from ..network.ipam import choose_subnet
+        from ..network.links import routed_networks
 
-        return choose_subnet(taken, host_networks_from_proc())
+        return choose_subnet(taken, routed_networks())
 
     def _subnets(self, exclude: str = "") -> list[ipaddress.IPv4Network]:
         out = []
@@ -504,9 +485,6 @@ class NetworkService:
                     self._running.setdefault(endpoint["NetworkID"], {})[cid] = endpoint
                     self._ifaces[(cid, endpoint["NetworkID"])] = index
 
-    def names_on(self, net_id: str, name: str) -> list[str]:
-        return self.lookup_names(net_id, name)
-
     # --- on the loop: published ports and name servers ------------------------------------------------------
     async def publish(self, cid: str, config: dict, host_config: dict, networks: dict[str, dict]) -> dict:
         """The container's published ports, proxied from the host to its address on its first network;
@@ -574,7 +552,7 @@ class NetworkService:
             gateway = rec["IPAM"]["Config"][0]["Gateway"]
             net_id = rec["Id"]
             try:
-                await server.serve(gateway, 53, lambda name, net_id=net_id: self.names_on(net_id, name))
+                await server.serve(gateway, 53, lambda name, net_id=net_id: self.lookup_names(net_id, name))
             except OSError as err:
                 log.warning("no name server on %s for network %s: %s", gateway, rec["Name"], err)
                 continue

@@ -53,10 +53,12 @@ class VolumeService:
 
     def references(self, name: str) -> list[str]:
         """The containers using volume `name`: those whose records name it, and those being created."""
-        users = self.recorded(name)
         with self._lock:
-            users += [cid for cid, names in self._claims.items() if name in names and cid not in users]
-        return users
+            return self._references(name)
+
+    def _references(self, name: str) -> list[str]:
+        users = self.recorded(name)  # (the lock is held)
+        return users + [cid for cid, names in self._claims.items() if name in names and cid not in users]
 
     def _event(self, action: str, name: str, **attributes: str) -> None:
         self._emit("volume", action, name, {"driver": DRIVER, **attributes})
@@ -114,7 +116,7 @@ class VolumeService:
                 if force:
                     return
                 raise NotFound(f"get {name}: no such volume")
-            users = self.recorded(name) + [cid for cid, names in self._claims.items() if name in names]
+            users = self._references(name)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{' '.join(users)}]")
             self.store.remove(name)

@@ -274,6 +274,27 @@ def _inner_socket(ifname: str) -> tuple[socket.socket, int]:
         raise
 
 
+def routed_networks() -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes as /proc/net/route lists them, without pyroute2: what a new subnet must not
+    overlap, cheap enough for the engine's start (`host_networks` asks netlink, routes and addresses)."""
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+        if int(mask) == 0:
+            continue  # the default route covers everything; it says nothing about local subnets
+        out.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
+    return out
+
+
 @_off_loop
 def host_networks() -> list[ipaddress.IPv4Network]:
     """IPv4 networks the host already reaches: its routes (not the default one) and its addresses."""
