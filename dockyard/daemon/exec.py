@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 
 from .. import jsonio
@@ -211,6 +212,47 @@ class ExecService:
         ex = self.execs.get(msg.get("exec_id", ""))
         if ex is not None:
             self._finished(ex, int(msg.get("code", 255)))
+
+    async def run_captured(self, ctr: Ctr, cmd: list[str], timeout: float, limit: int) -> tuple[int, bytes] | None:
+        """An exec the engine runs for itself (a health probe): its exit code and the first `limit` bytes of
+        its stdout and stderr together, or None when it ran past `timeout` seconds (it is killed)."""
+        from .monitorwire import CONTROL
+
+        ex = self.get(self.create(ctr.id, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True}))
+        ex.started = True
+        process = await self._process(ex)
+        reply, stream = await self.containers.monitor.open_stream(
+            "exec", id=ctr.id, exec_id=ex.id, process=process, tty=False, stream=True, stdin=False, stdout=True,
+            stderr=True)
+        ex.running, ex.pid = True, reply.get("pid", 0)
+        self.containers.emit(ctr, "exec_start: " + ex.command_line + " ", execID=ex.id)
+        output = bytearray()
+        code: list[int] = []
+
+        async def collect() -> None:
+            while True:
+                frames = await stream.read_frames()
+                if not frames:
+                    return
+                for channel, payload in frames:
+                    if channel == CONTROL:
+                        message = jsonio.loads(payload)
+                        if "exit" in message:
+                            code.append(int(message["exit"]))
+                    elif len(output) < limit:
+                        output.extend(payload[:limit - len(output)])
+
+        try:
+            await asyncio.wait_for(collect(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if ex.pid:
+                    os.kill(ex.pid, signal.SIGKILL)
+            return None
+        finally:
+            await stream.close()
+        self._finished(ex, code[0] if code else 255)
+        return ex.exit_code, bytes(output)
 
     def _finished(self, ex: Exec, code: int) -> None:
         if ex.exit_code is not None and not ex.running:

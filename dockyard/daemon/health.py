@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import time
 from typing import Any
 
@@ -123,46 +121,11 @@ class HealthMonitor:
             self._record(ctr, started_at, code, output, retries, in_start_period)
 
     async def _probe(self, ctr, command: list[str], timeout: int) -> tuple[int, str]:
-        from .. import jsonio
-        from .monitorwire import CONTROL
-
-        exec_id = self.execs.create(ctr.id, {"Cmd": command, "AttachStdout": True, "AttachStderr": True})
-        ex = self.execs.get(exec_id)
-        ex.started = True
-        process = await self.execs._process(ex)
-        reply, stream = await self.containers.monitor.open_stream(
-            "exec", id=ctr.id, exec_id=ex.id, process=process, tty=False, stream=True, stdin=False,
-            stdout=True, stderr=True)
-        ex.running, ex.pid = True, reply.get("pid", 0)
-        self.containers.emit(ctr, "exec_start: " + ex.command_line + " ", execID=ex.id)
-        output = bytearray()
-        code: list[int] = []
-
-        async def collect() -> None:
-            while True:
-                frames = await stream.read_frames()
-                if not frames:
-                    return
-                for channel, payload in frames:
-                    if channel == CONTROL:
-                        message = jsonio.loads(payload)
-                        if "exit" in message:
-                            code.append(int(message["exit"]))
-                    elif len(output) < MAX_OUTPUT:
-                        output.extend(payload[:MAX_OUTPUT - len(output)])
-
-        try:
-            await asyncio.wait_for(collect(), timeout / SECOND)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if ex.pid:
-                    os.kill(ex.pid, signal.SIGKILL)
+        result = await self.execs.run_captured(ctr, command, timeout / SECOND, MAX_OUTPUT)
+        if result is None:
             return -1, f"Health check exceeded timeout ({go_duration(timeout)})"
-        finally:
-            await stream.close()
-        result = code[0] if code else 255
-        self.execs._finished(ex, result)
-        return result, output.decode(errors="replace")
+        code, output = result
+        return code, output.decode(errors="replace")
 
     def _record(self, ctr, started_at: str, code: int, output: str, retries: int, in_start_period: bool) -> None:
         health = ctr.state.setdefault("Health", {"Status": "starting", "FailingStreak": 0, "Log": []})
