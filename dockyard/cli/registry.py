@@ -129,17 +129,32 @@ def print_progress(out: Any, messages: Any, quiet: bool = False) -> dict[str, An
     return aux
 
 
+def _reference(text: str) -> Any:
+    from dockyard.images.reference import parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise CliError(f"invalid reference format: {exc}") from None
+
+
+def _show(cli: Cli, messages: Any, quiet: bool) -> None:
+    """pull's and push's progress on stdout; the stream's error as the command's."""
+    from dockyard.cli.run import PullFailed
+
+    try:
+        print_progress(cli.out, messages, quiet)
+    except PullFailed as exc:
+        raise CliError(str(exc)) from None
+
+
 # --- pull -----------------------------------------------------------------------------------------------
 
 
 def run_pull(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
-    from dockyard.cli.run import PullFailed, image_reference
-    from dockyard.images.reference import parse
+    from dockyard.cli.run import image_reference
 
-    try:
-        ref = parse(args[0])
-    except ValueError as exc:
-        raise CliError(f"invalid reference format: {exc}") from None
+    ref = _reference(args[0])
     if opts["all_tags"] and (ref.tag or ref.digest):
         raise CliError("tag can't be used with --all-tags/-a")
     if not (ref.tag or ref.digest or opts["all_tags"]) and not opts["quiet"]:
@@ -147,11 +162,7 @@ def run_pull(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
     name, tag, familiar = image_reference(args[0])
     if opts["all_tags"]:
         tag, familiar = "", ref.familiar_name
-    messages = cli.client().image_pull(name, tag, opts["platform"].lower(), auth=auth_header(name))
-    try:
-        print_progress(cli.out, messages, opts["quiet"])
-    except PullFailed as exc:
-        raise CliError(str(exc)) from None
+    _show(cli, cli.client().image_pull(name, tag, opts["platform"].lower(), auth=auth_header(name)), opts["quiet"])
     cli.out.write(familiar + "\n")
     return 0
 
@@ -172,25 +183,15 @@ PULL = Command(
 
 
 def run_push(cli: Cli, opts: dict[str, Any], args: list[str]) -> int:
-    from dockyard.cli.run import PullFailed
-    from dockyard.images.reference import parse
-
-    try:
-        ref = parse(args[0])
-    except ValueError as exc:
-        raise CliError(f"invalid reference format: {exc}") from None
+    ref = _reference(args[0])
     if opts["all_tags"] and ref.tag:
         raise CliError("tag can't be used with --all-tags/-a")
     if not ref.tag and not opts["all_tags"] and not ref.digest:
         if not opts["quiet"]:
             cli.out.write("Using default tag: latest\n")
         ref = ref.with_default_tag()
-    messages = cli.client().image_push(ref.name, "" if opts["all_tags"] else (ref.tag or ""),
-                                       auth=auth_header(ref.name))
-    try:
-        print_progress(cli.out, messages, opts["quiet"])
-    except PullFailed as exc:
-        raise CliError(str(exc)) from None
+    _show(cli, cli.client().image_push(ref.name, "" if opts["all_tags"] else (ref.tag or ""),
+                                       auth=auth_header(ref.name)), opts["quiet"])
     if opts["quiet"]:
         cli.out.write(str(ref.familiar()) + "\n")
     return 0
