@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from dockyard.client.api import EngineClient
 from tests.support.busybox import make_rootfs
+from tests.support.engine import answers
 from tests.support.peers import remove_tree
 
 STATE = os.environ.get("DOCKYARD_PEERS_DIR", "/tmp/dockyard-peers")
@@ -44,17 +44,6 @@ def need_tool(binary: str, package: str) -> str:
     if path is None:
         pytest.skip(f"{binary} is not installed and the Debian package {package} could not be installed")
     return path
-
-
-def answers(host: str) -> bool:
-    """Whether an engine at `host` answers /_ping."""
-    client = EngineClient(host, timeout=5)
-    try:
-        return client.ping()
-    except Exception:
-        return False
-    finally:
-        client.close()
 
 
 class DockerdDidNotStart(Exception):

@@ -35,6 +35,17 @@ DOCKYARD = os.path.join(BIN, "dockyard")
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
+def answers(host: str, timeout: float = 5) -> bool:
+    """Whether an engine (ours or dockerd) at `host` answers /_ping."""
+    client = EngineClient(host, timeout=timeout)
+    try:
+        return client.ping()
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
 class Engine:
     def __init__(self, root: str | Path, extra_args: tuple[str, ...] = ()):
         self.extra_args = tuple(extra_args)  # more dockyardd flags (--default-runtime runc…)
@@ -72,13 +83,7 @@ class Engine:
         raise RuntimeError(f"dockyardd did not answer within {timeout}s:\n{self.log()}")
 
     def ping(self) -> bool:
-        client = EngineClient(self.host, timeout=2)
-        try:
-            return client.ping()
-        except Exception:
-            return False
-        finally:
-            client.close()
+        return answers(self.host, timeout=2)
 
     def log(self) -> str:
         try:

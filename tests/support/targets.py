@@ -30,8 +30,8 @@ import pytest
 
 from dockyard.client.api import ApiError, EngineClient
 from tests.support.busybox import make_rootfs
-from tests.support.dockerd import DockerdDidNotStart, PrivateDockerd, answers
-from tests.support.engine import DOCKER, DOCKYARD, Engine, make_busybox_tar
+from tests.support.dockerd import DockerdDidNotStart, PrivateDockerd
+from tests.support.engine import DOCKER, DOCKYARD, Engine, answers, make_busybox_tar
 
 SESSION_LABEL = f"dockyard.test.session={uuid.uuid4().hex[:12]}"
 
