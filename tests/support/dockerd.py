@@ -27,7 +27,7 @@ import pytest
 
 from tests.support.busybox import make_rootfs
 from tests.support.engine import answers
-from tests.support.peers import remove_tree
+from tests.support.peers import remove_tree, unmount_below
 
 STATE = os.environ.get("DOCKYARD_PEERS_DIR", "/tmp/dockyard-peers")
 SOCKET = os.path.join(STATE, "docker.sock")
@@ -191,3 +191,4 @@ def peer_docker():
     finally:
         if started is not None:
             started.stop()
+            unmount_below(STATE)  # dockerd leaves its data root and netns mounted; the files stay for reuse

@@ -42,13 +42,20 @@ def runc_link(directory: str) -> str:
     return link
 
 
-def remove_tree(path: str) -> None:
-    """Unmount whatever a peer left mounted below `path` (deepest first), then delete it."""
+def unmount_below(path: str) -> None:
+    """Unmount whatever a peer left mounted at or below `path` (deepest first); fail if any stays."""
     for point in mounts_under(path):
         subprocess.run(["umount", "-l", point], check=False)
     leaked = mounts_under(path)
-    shutil.rmtree(path, ignore_errors=True)
     assert not leaked, f"mounts left below {path}: {leaked}"
+
+
+def remove_tree(path: str) -> None:
+    """Unmount whatever a peer left mounted below `path` (deepest first), then delete it."""
+    try:
+        unmount_below(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def wait_for(predicate, timeout: float = 10.0, what="condition"):
