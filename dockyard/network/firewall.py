@@ -171,13 +171,23 @@ def setup_steps(tables: Tables, rules: list[Rule]) -> list[Step]:
     if not tables.has("filter", FORWARD, ["-j", ISOLATION_1]):
         steps.append(("filter", ["-I", FORWARD, "1", "-j", ISOLATION_1]))  # isolation before any accept
     for table, builtin, jump, first in _HOOKS:
-        if not tables.has(table, builtin, jump):
+        present = tables.has(table, builtin, jump)
+        if present and first and _verdict_before(tables.rules.get((table, builtin), []), jump):
+            # Another tool (dockerd restarting) put its accepts in front of our jump: take the front again.
+            steps.append((table, ["-D", builtin, *jump]))
+            present = False
+        if not present:
             where = ["-I", builtin, "1"] if first else ["-A", builtin]
             steps.append((table, [*where, *jump]))
     for table, chain, rule in rules:
         if not tables.has(table, chain, rule):
             steps.append((table, ["-A", chain, *rule]))
     return steps
+
+
+def _verdict_before(rules: list[list[str]], jump: list[str]) -> bool:
+    """Whether a rule that decides (ACCEPT, DROP, REJECT) comes before `jump` in a chain's `rules`."""
+    return any(rule[-1:] and rule[-1] in ("ACCEPT", "DROP", "REJECT") for rule in rules[:rules.index(jump)])
 
 
 def teardown_steps(tables: Tables, bridge: str) -> list[Step]:
