@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dockerd import SOCKET, peer_docker  # noqa: F401  (fixture)
 from tests.support.engine import DOCKER, import_busybox
 from tests.support.registry import PASSWORD, USER, registry_fixture
 
@@ -346,7 +347,7 @@ def test_intermediate_images_are_hidden(fresh_engine, busybox_tar, tmp_path):
     assert len(engine.docker("images", "-aq").stdout.split()) > len(listed)
 
 
-PEER = "/tmp/dockyard-peers/docker.sock"
+PEER = SOCKET  # the peer dockerd (the tests that use it ask for the peer_docker fixture, which starts it)
 
 
 def _post_socket(socket_path: str, path: str, data: bytes, method: str = "POST") -> tuple[int, bytes]:
@@ -375,7 +376,7 @@ def _masked(body: bytes) -> list[dict]:
     return out
 
 
-@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+@pytest.mark.usefixtures("peer_docker")
 def test_stream_matches_dockerds_legacy_builder(engine, busybox_image):
     engine.docker("tag", "busybox", "bb")
     tar = context_tar({
@@ -499,7 +500,7 @@ def test_image_events_of_a_build_are_its_tags_only(engine, busybox_image, tmp_pa
     assert events[0]["Actor"]["Attributes"]["name"] == "bevents:1"
 
 
-@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+@pytest.mark.usefixtures("peer_docker")
 def test_onbuild_triggers_stream_as_dockerds(engine, busybox_image):
     engine.docker("tag", "busybox", "bb")
     parent = context_tar({"Dockerfile": "FROM bb\nONBUILD ENV T=1\nONBUILD RUN echo trig $T\n"})
@@ -521,7 +522,7 @@ def test_onbuild_triggers_stream_as_dockerds(engine, busybox_image):
         _post_socket(PEER, "/images/bonbuild-parent?force=1", b"", "DELETE")
 
 
-@pytest.mark.skipif(not os.path.exists(PEER), reason="the peer dockerd is not running")
+@pytest.mark.usefixtures("peer_docker")
 @pytest.mark.parametrize("dockerfile", [
     "FROM bb\nFOO bar\n", "FROM bb\nCOPY a\n", "RUN x\n", "FROM bb\nRUN exit 3\n", "FROM bb\nCOPY nothere /x\n",
     "FROM bb\nRUN [\"sh\", \"-c\", \"exit 4\"]\n",
